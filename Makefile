@@ -1,0 +1,39 @@
+# kubehpc: make help lists the targets.
+SHELL := /bin/bash
+MODULES := pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap e2e
+TOOLS := ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+GOTEST_FLAGS ?= -race -timeout 30m
+export GOWORK := off
+
+.PHONY: help build test unit lint demo bench deps tools clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+build: ## Build the four tools into bin/
+	@mkdir -p bin
+	@for t in $(TOOLS); do echo "go build $$t"; (cd $$t && go build -trimpath -ldflags "-X main.version=$(VERSION)" -o ../bin/$$t .) || exit 1; done
+
+deps: ## Install what the tests need: slapd (Debian), the control plane and Helm (built from the Go module proxy, cached)
+	@hack/install-deps.sh
+	@hack/tool.sh kubebins >/dev/null
+	@hack/tool.sh helm >/dev/null
+
+test: deps ## Run every unit and integration test (real kube-apiserver and slapd), with the race detector
+	@hack/test.sh $(GOTEST_FLAGS)
+
+unit: ## Run the tests with -short (no servers)
+	@for m in $(MODULES); do (cd $$m && go test -short ./...) || exit 1; done
+
+lint: ## gofmt, go vet and staticcheck on every module
+	@hack/lint.sh
+
+demo: deps build ## Run the whole story on a local control plane and LDAP server
+	@cd e2e && go run ./cmd/demo --bin ../bin
+
+bench: deps ## Run the scale benchmarks against the real servers and print figures
+	@hack/bench.sh
+
+clean: ## Remove bin/ (the cached control plane stays in ~/.cache/kubehpc)
+	rm -rf bin

@@ -1,0 +1,7 @@
+module github.com/kubehpc/kubehpc/job-pod-reaper
+
+go 1.26.0
+
+require github.com/kubehpc/kubehpc/pkg v0.0.0
+
+replace github.com/kubehpc/kubehpc/pkg => ../pkg

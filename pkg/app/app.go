@@ -1,0 +1,143 @@
+// Package app is the shared body of every tool's main: flags with env-var
+// overrides, the logger, the Kubernetes client, the Prometheus registry, the
+// clock, signal handling and the run loop. A tool's main.go only names the
+// tool and hands over its Command.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+
+	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/flagenv"
+	"github.com/kubehpc/kubehpc/pkg/kubeclient"
+	"github.com/kubehpc/kubehpc/pkg/logging"
+)
+
+// Tool names a binary.
+type Tool struct {
+	// Name is the binary's name, e.g. "job-pod-reaper"; it is also the env
+	// var prefix (JOB_POD_REAPER_…), the user agent and the default Lease.
+	Name string
+	// MetricsNamespace prefixes the common metrics, e.g. "job_pod_reaper".
+	MetricsNamespace string
+	Version          string
+	// EnvAliases maps legacy environment variables to flag names.
+	EnvAliases map[string]string
+}
+
+// Env is what a Command gets to build its pass.
+type Env struct {
+	Log        *zap.Logger
+	Clock      clock.Clock
+	Registry   *prometheus.Registry
+	RESTConfig *rest.Config
+	Client     kubernetes.Interface
+	// Daemon are the run-loop options (Once tells a tool it runs as a CronJob).
+	Daemon daemon.Options
+}
+
+// Command is a tool's configuration and the constructor of its pass.
+type Command interface {
+	AddFlags(fs *pflag.FlagSet)
+	Validate() error
+	Build(ctx context.Context, env Env) (daemon.Pass, error)
+}
+
+// Main runs a tool with args (os.Args[1:]) and returns the exit code.
+func Main(t Tool, args []string, cmd Command) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := Run(ctx, t, args, os.LookupEnv, os.Stderr, cmd); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "%s: %v\n", t.Name, err)
+		return 1
+	}
+	return 0
+}
+
+// Parse parses args and the environment into the flags registered by cmd,
+// the shared options and the daemon options. It is separate from Run so a
+// test can pass argv and assert the parsed configuration.
+func Parse(t Tool, args []string, lookup func(string) (string, bool), out io.Writer, cmd Command) (*Options, error) {
+	o := &Options{}
+	fs := pflag.NewFlagSet(t.Name, pflag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.SortFlags = false
+	cmd.AddFlags(fs)
+	o.Daemon.AddFlags(fs, t.Name)
+	o.Kube.AddFlags(fs)
+	o.Log.AddFlags(fs)
+	flagenv.Help(fs, t.Name)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage of %s (every flag can also be set by the environment variable shown):\n%s", t.Name, fs.FlagUsages())
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if err := flagenv.Apply(fs, t.Name, t.EnvAliases, lookup); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(cmd.Validate(), o.Daemon.Validate(), o.Kube.Validate(), o.Log.Validate()); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// Options are the flags every tool shares.
+type Options struct {
+	Daemon daemon.Options
+	Kube   kubeclient.Options
+	Log    logging.Options
+}
+
+// Run parses args, builds everything and runs the loop until ctx is done.
+func Run(ctx context.Context, t Tool, args []string, lookup func(string) (string, bool), out io.Writer, cmd Command) error {
+	o, err := Parse(t, args, lookup, out, cmd)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(o.Log, t.Name, out)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	logging.RouteKlog(log)
+	restCfg, client, err := o.Kube.New(kubeclient.UserAgent(t.Name, t.Version))
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	env := Env{Log: log, Clock: clock.RealClock{}, Registry: reg, RESTConfig: restCfg, Client: client, Daemon: o.Daemon}
+	pass, err := cmd.Build(ctx, env)
+	if err != nil {
+		return err
+	}
+	r, err := daemon.New(o.Daemon, daemon.Deps{
+		MetricsNamespace: t.MetricsNamespace, Version: t.Version, Log: log, Clock: env.Clock, Registry: reg, Client: client,
+	}, pass)
+	if err != nil {
+		return err
+	}
+	log.Info("Starting", zap.String("version", t.Version), zap.Bool("once", o.Daemon.Once))
+	return r.Run(ctx)
+}
