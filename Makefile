@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOTEST_FLAGS ?= -race -timeout 30m
 export GOWORK := off
 
-.PHONY: help build test unit lint demo bench deps tools clean
+.PHONY: help build test lint demo bench deps tools clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -20,11 +20,8 @@ deps: ## Install what the tests need: slapd (Debian), the control plane and Helm
 	@hack/tool.sh kubebins >/dev/null
 	@hack/tool.sh helm >/dev/null
 
-test: deps ## Run every unit and integration test (real kube-apiserver and slapd), with the race detector
+test: deps ## Run every and integration test (real kube-apiserver and slapd), with the race detector
 	@hack/test.sh $(GOTEST_FLAGS)
-
-unit: ## Run the tests with -short (no servers)
-	@for m in $(MODULES); do (cd $$m && go test -short ./...) || exit 1; done
 
 lint: ## gofmt, go vet and staticcheck on every module
 	@hack/lint.sh
