@@ -51,8 +51,10 @@ func TestParse(t *testing.T) {
 			want:  fakeCmd{DryRun: true, Filter: "(&(a=b)(c=d,e))"},
 			check: func(o *Options) string { return map[bool]string{true: "", false: "--once not set"}[o.Daemon.Once] }},
 		{name: "env and alias", env: map[string]string{"MY_TOOL_DRY_RUN": "true", "LDAP_FILTER": "(uid=*)", "MY_TOOL_INTERVAL": "1m"},
-			want:  fakeCmd{DryRun: true, Filter: "(uid=*)"},
-			check: func(o *Options) string { return map[bool]string{true: "", false: "interval from env not applied"}[o.Daemon.Interval == time.Minute] }},
+			want: fakeCmd{DryRun: true, Filter: "(uid=*)"},
+			check: func(o *Options) string {
+				return map[bool]string{true: "", false: "interval from env not applied"}[o.Daemon.Interval == time.Minute]
+			}},
 		{name: "flag beats env", args: []string{"--dry-run=false"}, env: map[string]string{"MY_TOOL_DRY_RUN": "true"},
 			want: fakeCmd{Filter: "(objectClass=posixAccount)"}},
 		{name: "tool validation", args: []string{"--user-filter="}, wantErr: "--user-filter must not be empty"},
