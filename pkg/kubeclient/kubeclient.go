@@ -48,11 +48,12 @@ func (o *Options) Validate() error {
 // in-cluster config, else the default kubeconfig loading rules.
 func (o *Options) Config(userAgent string) (*rest.Config, error) {
 	var cfg *rest.Config
-	var err error
 	if o.Kubeconfig == "" && o.Context == "" {
-		cfg, err = rest.InClusterConfig()
+		// In a pod; outside one this fails and the kubeconfig rules apply.
+		cfg, _ = rest.InClusterConfig()
 	}
 	if cfg == nil {
+		var err error
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		rules.ExplicitPath = o.Kubeconfig
 		overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
