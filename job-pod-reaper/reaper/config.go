@@ -1,0 +1,180 @@
+package reaper
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/kubehpc/kubehpc/pkg/identity"
+)
+
+// AllNamespaces as the only item of --reap-namespaces opts in to every
+// namespace (still filtered by --namespace-labels when that is set).
+const AllNamespaces = "all"
+
+// NoJobLabel as --job-label reaps pods only: no companions, no orphans.
+const NoJobLabel = "none"
+
+// EnvAliases are the environment variables of the OSC job-pod-reaper, mapped
+// to our flags (REAP_INTERLVAL is its historical typo).
+var EnvAliases = map[string]string{
+	"RUN_ONCE":         "once",
+	"REAP_INTERVAL":    "interval",
+	"REAP_INTERLVAL":   "interval",
+	"REAP_MAX":         "max-deletions-per-pass",
+	"REAP_NAMESPACES":  "reap-namespaces",
+	"NAMESPACE_LABELS": "namespace-labels",
+	"OBJECT_LABELS":    "object-labels",
+	"JOB_LABEL":        "job-label",
+	"LOG_LEVEL":        "log-level",
+}
+
+// flagAliases are the OSC flag names, accepted as synonyms.
+var flagAliases = map[string]string{
+	"run-once":      "once",
+	"reap-interval": "interval",
+	"reap-max":      "max-deletions-per-pass",
+}
+
+// Config is job-pod-reaper's configuration.
+type Config struct {
+	DryRun bool
+	// ReapNamespaces is a list of namespaces (per-namespace mode), or ["all"]
+	// or empty (one cluster-wide watch).
+	ReapNamespaces  []string
+	NamespaceLabels string
+	ObjectLabels    string
+	JobLabel        string
+
+	DefaultLifetime time.Duration
+	MaxLifetime     time.Duration
+	AgeFrom         string
+	WarnBefore      time.Duration
+
+	GracePeriodSeconds  int64
+	MaxDeletionsPerPass int
+	OrphanMinAge        time.Duration
+
+	// Parsed by Validate.
+	nsSelector  labels.Selector
+	objSelector labels.Selector
+}
+
+// AddFlags registers the flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	if c.NamespaceLabels == "" && c.ObjectLabels == "" && c.JobLabel == "" {
+		c.NamespaceLabels = identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue
+		c.ObjectLabels = identity.ManagedByLabel + "=" + identity.OnDemandManagedBy
+		c.JobLabel = identity.JobLabel
+		c.AgeFrom = AgeFromCreation
+		c.WarnBefore = 10 * time.Minute
+		c.GracePeriodSeconds = -1
+		c.MaxDeletionsPerPass = 100
+		c.OrphanMinAge = time.Minute
+	}
+	prev := fs.GetNormalizeFunc()
+	fs.SetNormalizeFunc(func(f *pflag.FlagSet, name string) pflag.NormalizedName {
+		if to, ok := flagAliases[name]; ok {
+			name = to
+		}
+		return prev(f, name)
+	})
+	fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "Log what would be deleted and delete nothing (no Events either)")
+	fs.StringSliceVar(&c.ReapNamespaces, "reap-namespaces", c.ReapNamespaces,
+		"Namespaces to reap (one watch per namespace), or 'all' for every namespace; empty: every namespace matching --namespace-labels, with one cluster-wide watch")
+	fs.StringVar(&c.NamespaceLabels, "namespace-labels", c.NamespaceLabels,
+		"Label selector a namespace must match to be reaped (empty: no filter, which with an empty --reap-namespaces needs --reap-namespaces=all)")
+	fs.StringVar(&c.ObjectLabels, "object-labels", c.ObjectLabels, "Label selector of the pods, Services, ConfigMaps and Secrets the reaper considers (empty: all)")
+	fs.StringVar(&c.JobLabel, "job-label", c.JobLabel, "Label tying a pod to the Services, ConfigMaps and Secrets of its job; 'none' reaps pods only")
+	fs.DurationVar(&c.DefaultLifetime, "default-lifetime", c.DefaultLifetime,
+		"Walltime of a pod with no, or an unparseable, "+identity.LifetimeAnnotation+" annotation (0: such pods are not reaped, only reported)")
+	fs.DurationVar(&c.MaxLifetime, "max-lifetime", c.MaxLifetime, "No pod outlives this, whatever its annotation says (0: no cap)")
+	fs.StringVar(&c.AgeFrom, "age-from", c.AgeFrom, "Count the walltime from the pod's 'creation' (metadata.creationTimestamp) or 'start' (status.startTime)")
+	fs.DurationVar(&c.WarnBefore, "warn-before", c.WarnBefore, "Record a warning Event on the pod this long before its walltime ends (0 disables)")
+	fs.Int64Var(&c.GracePeriodSeconds, "grace-period-seconds", c.GracePeriodSeconds,
+		"Termination grace period given to a reaped pod (-1: the pod's own terminationGracePeriodSeconds)")
+	fs.IntVar(&c.MaxDeletionsPerPass, "max-deletions-per-pass", c.MaxDeletionsPerPass,
+		"At most this many pods and orphans are deleted per pass, the longest overdue first (a pod's companions go with it; 0: no limit)")
+	fs.DurationVar(&c.OrphanMinAge, "orphan-min-age", c.OrphanMinAge,
+		"An object whose job has no pod is deleted only if it was created at least this long before the pass began")
+}
+
+// Validate checks the configuration and parses the selectors.
+func (c *Config) Validate() error {
+	var errs []error
+	var err error
+	if c.nsSelector, err = labels.Parse(c.NamespaceLabels); err != nil {
+		errs = append(errs, fmt.Errorf("--namespace-labels %q: %w", c.NamespaceLabels, err))
+	}
+	if c.objSelector, err = labels.Parse(c.ObjectLabels); err != nil {
+		errs = append(errs, fmt.Errorf("--object-labels %q: %w", c.ObjectLabels, err))
+	}
+	all := slices.Contains(c.ReapNamespaces, AllNamespaces)
+	if all && len(c.ReapNamespaces) > 1 {
+		errs = append(errs, fmt.Errorf("--reap-namespaces: %q must be the only item, got %v", AllNamespaces, c.ReapNamespaces))
+	}
+	for _, ns := range c.ReapNamespaces {
+		if ns == AllNamespaces {
+			continue
+		}
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--reap-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
+	if len(c.ReapNamespaces) == 0 && strings.TrimSpace(c.NamespaceLabels) == "" {
+		errs = append(errs, errors.New("reaping every namespace needs an explicit --reap-namespaces=all (or set --namespace-labels)"))
+	}
+	if c.JobLabel == "" {
+		errs = append(errs, errors.New("--job-label must not be empty (use 'none' to reap pods only)"))
+	} else if c.JobLabel != NoJobLabel {
+		if msgs := validation.IsQualifiedName(c.JobLabel); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--job-label %q: %s", c.JobLabel, strings.Join(msgs, "; ")))
+		}
+	}
+	if c.DefaultLifetime < 0 || c.MaxLifetime < 0 || c.WarnBefore < 0 || c.OrphanMinAge < 0 {
+		errs = append(errs, errors.New("--default-lifetime, --max-lifetime, --warn-before and --orphan-min-age must not be negative"))
+	}
+	if c.MaxLifetime > 0 && c.DefaultLifetime > c.MaxLifetime {
+		errs = append(errs, fmt.Errorf("--default-lifetime %v is longer than --max-lifetime %v", c.DefaultLifetime, c.MaxLifetime))
+	}
+	if c.AgeFrom != AgeFromCreation && c.AgeFrom != AgeFromStart {
+		errs = append(errs, fmt.Errorf("--age-from %q: want %q or %q", c.AgeFrom, AgeFromCreation, AgeFromStart))
+	}
+	if c.GracePeriodSeconds < -1 {
+		errs = append(errs, fmt.Errorf("--grace-period-seconds must be -1 or more, got %d", c.GracePeriodSeconds))
+	}
+	if c.MaxDeletionsPerPass < 0 {
+		errs = append(errs, fmt.Errorf("--max-deletions-per-pass must not be negative, got %d", c.MaxDeletionsPerPass))
+	}
+	return errors.Join(errs...)
+}
+
+// policy returns the decision policy.
+func (c *Config) policy() Policy {
+	return Policy{DefaultLifetime: c.DefaultLifetime, MaxLifetime: c.MaxLifetime, AgeFrom: c.AgeFrom, WarnBefore: c.WarnBefore}
+}
+
+// jobLabel returns the job label, or "" for none.
+func (c *Config) jobLabel() string {
+	if c.JobLabel == NoJobLabel {
+		return ""
+	}
+	return c.JobLabel
+}
+
+// namespaceList returns the listed namespaces (per-namespace mode), or nil
+// for the cluster-wide mode.
+func (c *Config) namespaceList() []string {
+	if len(c.ReapNamespaces) == 0 || slices.Contains(c.ReapNamespaces, AllNamespaces) {
+		return nil
+	}
+	out := slices.Clone(c.ReapNamespaces)
+	slices.Sort(out)
+	return slices.Compact(out)
+}

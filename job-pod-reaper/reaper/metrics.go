@@ -1,0 +1,71 @@
+package reaper
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+const metricsNamespace = "job_pod_reaper"
+
+// metrics are job-pod-reaper's own metrics; the run metrics come from
+// pkg/daemon. reaped_total and errors_total keep the OSC names.
+type metrics struct {
+	reaped          *prometheus.CounterVec
+	errors          prometheus.Counter
+	expiryLag       prometheus.Histogram
+	skipped         *prometheus.GaugeVec
+	forbidden       prometheus.Gauge
+	capReached      prometheus.Counter
+	deferred        prometheus.Counter
+	warnings        prometheus.Counter
+	invalidLifetime prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		reaped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "reaped_total",
+			Help: "Objects deleted, by type (pod, service, configmap, secret).",
+		}, []string{"type"}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "errors_total",
+			Help: "Errors: failed lists and deletions, and unparseable lifetimes.",
+		}),
+		expiryLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "expiry_lag_seconds",
+			Help:    "Time from a pod's walltime end to its deletion.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600},
+		}),
+		skipped: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "skipped_pods",
+			Help: "Pods in scope that have no deadline, by reason, at the last full pass.",
+		}, []string{"reason"}),
+		forbidden: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "forbidden_namespaces",
+			Help: "Listed namespaces skipped at the last pass because the reaper may not read them.",
+		}),
+		capReached: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "max_deletions_reached_total",
+			Help: "Passes that stopped deleting at --max-deletions-per-pass.",
+		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "deferred_deletions_total",
+			Help: "Pods and orphans left for a later pass by --max-deletions-per-pass.",
+		}),
+		warnings: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "walltime_warnings_total",
+			Help: "Warning Events recorded on pods whose walltime is about to end.",
+		}),
+		invalidLifetime: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "invalid_lifetimes_total",
+			Help: "Pods found with an unparseable lifetime annotation (each pod counted once).",
+		}),
+	}
+	for _, k := range []string{KindPod, KindService, KindConfigMap, KindSecret} {
+		m.reaped.WithLabelValues(k)
+	}
+	for _, r := range []string{SkipNoLifetime, SkipInvalidLifetime, SkipNotStarted, SkipTerminating} {
+		m.skipped.WithLabelValues(r)
+	}
+	reg.MustRegister(m.reaped, m.errors, m.expiryLag, m.skipped, m.forbidden, m.capReached, m.deferred, m.warnings, m.invalidLifetime)
+	return m
+}

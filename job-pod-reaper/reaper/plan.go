@@ -1,0 +1,134 @@
+package reaper
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Kinds of companion objects (and the values of the type label of
+// job_pod_reaper_reaped_total).
+const (
+	KindPod       = "pod"
+	KindService   = "service"
+	KindConfigMap = "configmap"
+	KindSecret    = "secret"
+)
+
+// Object is a companion object (Service, ConfigMap or Secret) as the reaper
+// sees it: metadata only.
+type Object struct {
+	Kind      string
+	Namespace string
+	Name      string
+	UID       types.UID
+	Job       string
+	Created   time.Time
+}
+
+// Expiry is a pod whose walltime has run out, with the objects of its job.
+type Expiry struct {
+	Pod        *corev1.Pod
+	Verdict    Verdict
+	Job        string
+	Companions []Object
+}
+
+// Invalid is a pod with an unparseable lifetime annotation.
+type Invalid struct {
+	Pod *corev1.Pod
+	Err error
+}
+
+// Plan is what one pass would do: a pure function of the objects in scope,
+// now, the time the pass started and the policy.
+type Plan struct {
+	// Expired pods, the longest overdue first.
+	Expired []Expiry
+	// Orphans, the oldest first.
+	Orphans []Object
+	// Warn are pods inside the warning window.
+	Warn []Expiry
+	// Waiting are pods with a future deadline (to schedule in watch mode).
+	Waiting []Expiry
+	// Invalid are pods whose lifetime annotation does not parse.
+	Invalid []Invalid
+	// Skipped counts pods without a deadline by reason.
+	Skipped map[string]int
+}
+
+// BuildPlan decides, for the pods and companion objects in scope, which pods
+// have expired, which objects go with them and which objects are orphans.
+func BuildPlan(pods []*corev1.Pod, objects []Object, now, passStart time.Time, p Policy, jobLabel string, orphanMinAge time.Duration) Plan {
+	plan := Plan{Skipped: map[string]int{}}
+	live := map[NamespacedJob]bool{}
+	byJob := map[NamespacedJob][]Object{}
+	for _, o := range objects {
+		if o.Job != "" {
+			k := NamespacedJob{o.Namespace, o.Job}
+			byJob[k] = append(byJob[k], o)
+		}
+	}
+	for _, pod := range pods {
+		job := JobOf(pod.Labels, jobLabel)
+		if job != "" {
+			live[NamespacedJob{pod.Namespace, job}] = true
+		}
+		v := p.Evaluate(pod, now)
+		if v.Invalid != nil {
+			plan.Invalid = append(plan.Invalid, Invalid{Pod: pod, Err: v.Invalid})
+		}
+		if v.Skip != "" {
+			plan.Skipped[v.Skip]++
+			continue
+		}
+		e := Expiry{Pod: pod, Verdict: v, Job: job}
+		switch {
+		case v.Expired:
+			plan.Expired = append(plan.Expired, e)
+		case v.Warn:
+			plan.Warn = append(plan.Warn, e)
+			plan.Waiting = append(plan.Waiting, e)
+		default:
+			plan.Waiting = append(plan.Waiting, e)
+		}
+	}
+	slices.SortStableFunc(plan.Expired, func(a, b Expiry) int {
+		return cmp.Or(a.Verdict.Deadline.Compare(b.Verdict.Deadline), cmp.Compare(a.Pod.Namespace+"/"+a.Pod.Name, b.Pod.Namespace+"/"+b.Pod.Name))
+	})
+	// Companions of expired jobs; a job id is only expired when every one of
+	// its pods in the namespace has expired (several pods may share a job).
+	expiredPods := map[NamespacedJob]int{}
+	for _, e := range plan.Expired {
+		if e.Job != "" {
+			expiredPods[NamespacedJob{e.Pod.Namespace, e.Job}]++
+		}
+	}
+	livePods := map[NamespacedJob]int{}
+	for _, pod := range pods {
+		if job := JobOf(pod.Labels, jobLabel); job != "" {
+			livePods[NamespacedJob{pod.Namespace, job}]++
+		}
+	}
+	// The last pod of the job (in deadline order) takes them.
+	for i := len(plan.Expired) - 1; i >= 0; i-- {
+		e := plan.Expired[i]
+		k := NamespacedJob{e.Pod.Namespace, e.Job}
+		if e.Job != "" && expiredPods[k] == livePods[k] {
+			plan.Expired[i].Companions = byJob[k]
+			expiredPods[k] = -1
+		}
+	}
+	for _, o := range objects {
+		if IsOrphan(o, live, passStart, orphanMinAge) {
+			plan.Orphans = append(plan.Orphans, o)
+		}
+	}
+	slices.SortStableFunc(plan.Orphans, func(a, b Object) int {
+		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name))
+	})
+	return plan
+}

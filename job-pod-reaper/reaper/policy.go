@@ -1,0 +1,157 @@
+package reaper
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/walltime"
+)
+
+// Age origins: when a pod's walltime starts counting.
+const (
+	AgeFromCreation = "creation" // metadata.creationTimestamp (compatible with the OSC reaper)
+	AgeFromStart    = "start"    // status.startTime
+)
+
+// Reasons a pod is not scheduled for reaping (label values of
+// job_pod_reaper_skipped_pods).
+const (
+	SkipNoLifetime      = "no-lifetime"
+	SkipInvalidLifetime = "invalid-lifetime"
+	SkipNotStarted      = "not-started"
+	SkipTerminating     = "terminating"
+)
+
+// Where a pod's walltime came from.
+const (
+	SourceAnnotation = "annotation"
+	SourceDefault    = "default"
+	SourceMax        = "max"
+)
+
+// Policy decides when a pod's walltime ends. It holds no clients and no
+// clock: every decision is a function of (pod, now, policy).
+type Policy struct {
+	// DefaultLifetime applies to a pod with no (or an unparseable) lifetime;
+	// 0 means none.
+	DefaultLifetime time.Duration
+	// MaxLifetime caps every pod's lifetime, whatever it says; 0 means no cap.
+	MaxLifetime time.Duration
+	// AgeFrom is AgeFromCreation or AgeFromStart.
+	AgeFrom string
+	// WarnBefore is how long before the end a warning Event is due; 0 disables.
+	WarnBefore time.Duration
+}
+
+// Verdict is what a Policy says about one pod at one moment.
+type Verdict struct {
+	// Skip is the reason the pod has no deadline ("" when it has one).
+	Skip string
+	// Invalid is the parse error of an unparseable lifetime annotation; it is
+	// reported even when a default or maximum gives the pod a deadline.
+	Invalid error
+	// Lifetime is the walltime in force and Source where it came from.
+	Lifetime time.Duration
+	Source   string
+	// Start is when the walltime started counting; Deadline = Start + Lifetime.
+	Start    time.Time
+	Deadline time.Time
+	// Expired: now is at or past Deadline.
+	Expired bool
+	// Warn: the warning window has begun and the pod has not expired.
+	Warn bool
+	// Next is when this verdict next changes (the warning, then the deadline);
+	// zero when the pod has expired or has no deadline.
+	Next time.Time
+}
+
+// Evaluate returns the verdict on pod at now.
+func (p Policy) Evaluate(pod *corev1.Pod, now time.Time) Verdict {
+	var v Verdict
+	if pod.DeletionTimestamp != nil {
+		v.Skip = SkipTerminating
+		return v
+	}
+	raw, ok := pod.Annotations[identity.LifetimeAnnotation]
+	if ok {
+		d, err := walltime.Parse(raw)
+		if err != nil {
+			v.Invalid = err
+		} else {
+			v.Lifetime, v.Source = d, SourceAnnotation
+		}
+	}
+	if v.Source == "" {
+		switch {
+		case p.DefaultLifetime > 0:
+			v.Lifetime, v.Source = p.DefaultLifetime, SourceDefault
+		case p.MaxLifetime > 0:
+			v.Lifetime, v.Source = p.MaxLifetime, SourceMax
+		case v.Invalid != nil:
+			v.Skip = SkipInvalidLifetime
+			return v
+		default:
+			v.Skip = SkipNoLifetime
+			return v
+		}
+	}
+	if p.MaxLifetime > 0 && v.Lifetime > p.MaxLifetime {
+		v.Lifetime, v.Source = p.MaxLifetime, SourceMax
+	}
+	if p.AgeFrom == AgeFromStart {
+		if pod.Status.StartTime == nil {
+			v.Skip = SkipNotStarted
+			return v
+		}
+		v.Start = pod.Status.StartTime.Time
+	} else {
+		v.Start = pod.CreationTimestamp.Time
+	}
+	v.Deadline = v.Start.Add(v.Lifetime)
+	if !now.Before(v.Deadline) {
+		v.Expired = true
+		return v
+	}
+	v.Next = v.Deadline
+	if p.WarnBefore > 0 {
+		warnAt := v.Deadline.Add(-p.WarnBefore)
+		if now.Before(warnAt) {
+			v.Next = warnAt
+		} else {
+			v.Warn = true
+		}
+	}
+	return v
+}
+
+// JobOf returns the pod's (or object's) job id, or "" when it has none or
+// jobLabel is empty (--job-label=none).
+func JobOf(labels map[string]string, jobLabel string) string {
+	if jobLabel == "" {
+		return ""
+	}
+	return labels[jobLabel]
+}
+
+// IsOrphan says whether a companion object is an orphan: it carries a job id
+// that no live pod in its own namespace has, and it was created at least
+// minAge before the pass started (so that objects a job is still creating,
+// such as the Secret its init container writes, are left alone).
+// creationTimestamp has one-second precision, so the margin is at least 1s.
+func IsOrphan(o Object, liveJobs map[NamespacedJob]bool, passStart time.Time, minAge time.Duration) bool {
+	if o.Job == "" || liveJobs[NamespacedJob{Namespace: o.Namespace, Job: o.Job}] {
+		return false
+	}
+	if minAge < time.Second {
+		minAge = time.Second
+	}
+	return !o.Created.After(passStart.Add(-minAge))
+}
+
+// NamespacedJob is a job id within a namespace: a job id in one namespace
+// protects nothing in another.
+type NamespacedJob struct {
+	Namespace, Job string
+}

@@ -1,0 +1,397 @@
+// Package reaper enforces the walltime of portal-launched pods: when a pod's
+// lifetime (the pod.kubernetes.io/lifetime annotation) has run out it deletes
+// the pod and the Services, ConfigMaps and Secrets of the same job, and it
+// deletes such objects whose job has no pod left.
+//
+// As a daemon it keeps label-filtered informers and deletes each pod at the
+// moment its walltime ends (a delaying workqueue); a pass (RunOnce) is a full
+// resync from the caches. With --once a pass reads the cluster with a
+// constant number of label-selected LISTs.
+package reaper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+
+	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/events"
+	"github.com/kubehpc/kubehpc/pkg/identity"
+)
+
+// ToolName names the binary, the Event source and the field manager.
+const ToolName = "job-pod-reaper"
+
+// Event reasons recorded on pods.
+const (
+	ReasonWalltimeExceeded  = "WalltimeExceeded"
+	ReasonWalltimeEnding    = "WalltimeEndingSoon"
+	ReasonInvalidWalltime   = "InvalidWalltime"
+	ReasonDeletionsDeferred = "DeletionDeferred"
+)
+
+// Reaper is the pass. Build it with Config.Build.
+type Reaper struct {
+	cfg      *Config
+	policy   Policy
+	jobLabel string
+	log      *zap.Logger
+	acct     *zap.Logger
+	clock    clock.WithTicker
+	client   kubernetes.Interface
+	meta     metadata.Interface
+	recorder record.EventRecorder
+	metrics  *metrics
+	// once: no Start; every pass LISTs.
+	once bool
+	// podSelector and objSelector are the server-side selectors: the object
+	// labels, plus (for companions) the job label's existence.
+	podSelector labels.Selector
+	objSelector labels.Selector
+
+	budget budget
+
+	mu       sync.Mutex
+	claimed  map[types.UID]bool // pods being or already reaped
+	warned   map[types.UID]bool
+	reported map[types.UID]bool // invalid lifetimes already reported
+
+	// watch state, set by Start.
+	startOnce sync.Once
+	ready     chan struct{}
+	failed    chan struct{}
+	startErr  error
+	watch     *watch
+	queue     workqueue.TypedDelayingInterface[string]
+}
+
+var _ daemon.Starter = (*Reaper)(nil)
+
+// Build constructs the pass.
+func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
+	return c.build(ctx, env)
+}
+
+func (c *Config) build(ctx context.Context, env app.Env) (*Reaper, error) {
+	if c.nsSelector == nil || c.objSelector == nil {
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	meta, err := metadata.NewForConfig(env.RESTConfig)
+	if err != nil {
+		return nil, fmt.Errorf("create metadata client: %w", err)
+	}
+	clk, ok := env.Clock.(clock.WithTicker)
+	if !ok {
+		clk = clock.RealClock{}
+	}
+	recorder, stop := events.NewRecorder(env.Client, ToolName, env.Log)
+	context.AfterFunc(ctx, stop)
+	r := &Reaper{
+		cfg: c, policy: c.policy(), jobLabel: c.jobLabel(),
+		log: env.Log, acct: env.Log.Named("accounting"), clock: clk,
+		client: env.Client, meta: meta, recorder: recorder,
+		metrics: newMetrics(env.Registry), once: env.Daemon.Once,
+		podSelector: c.objSelector, objSelector: c.objSelector,
+		claimed: map[types.UID]bool{}, warned: map[types.UID]bool{}, reported: map[types.UID]bool{},
+		ready: make(chan struct{}), failed: make(chan struct{}),
+	}
+	if r.jobLabel != "" {
+		req, err := labels.NewRequirement(r.jobLabel, selection.Exists, nil)
+		if err != nil {
+			return nil, fmt.Errorf("--job-label %q: %w", c.JobLabel, err)
+		}
+		r.objSelector = c.objSelector.Add(*req)
+	}
+	r.budget.max = c.MaxDeletionsPerPass
+	return r, nil
+}
+
+// RunOnce is one full pass: every pod and companion in scope is evaluated,
+// expired pods and orphans are deleted (at most --max-deletions-per-pass),
+// and, in watch mode, every waiting pod is (re)scheduled.
+func (r *Reaper) RunOnce(ctx context.Context) error {
+	passStart := r.clock.Now()
+	var src source
+	if r.once {
+		src = &listSource{r: r}
+	} else {
+		select {
+		case <-r.ready:
+			src = r.watch
+		case <-r.failed:
+			return fmt.Errorf("watch did not start: %w", r.startErr)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	snap, err := src.snapshot(ctx)
+	if err != nil {
+		r.metrics.errors.Inc()
+		return err
+	}
+	r.metrics.forbidden.Set(float64(len(snap.forbidden)))
+	plan := BuildPlan(snap.pods, snap.objects, passStart, passStart, r.policy, r.jobLabel, r.cfg.OrphanMinAge)
+	for reason := range r.metrics.skippedReasons() {
+		r.metrics.skipped.WithLabelValues(reason).Set(float64(plan.Skipped[reason]))
+	}
+	for _, inv := range plan.Invalid {
+		r.reportInvalid(inv.Pod, inv.Err)
+	}
+	for _, e := range plan.Warn {
+		r.warn(e)
+	}
+	r.budget.reset()
+	var errs []error
+	deferred := 0
+	for _, e := range plan.Expired {
+		if !r.budget.take() {
+			deferred++
+			continue
+		}
+		if err := r.reapPod(ctx, e); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, o := range plan.Orphans {
+		if !r.budget.take() {
+			deferred++
+			continue
+		}
+		if err := r.deleteObject(ctx, o, "orphan"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if deferred > 0 {
+		r.metrics.capReached.Inc()
+		r.metrics.deferred.Add(float64(deferred))
+		r.log.Warn("Reached max deletions per pass; deferred the rest to the next pass",
+			zap.Int("maxDeletionsPerPass", r.cfg.MaxDeletionsPerPass), zap.Int("deferred", deferred))
+	}
+	if !r.once {
+		now := r.clock.Now()
+		for _, e := range plan.Waiting {
+			r.queue.AddAfter(keyOf(e.Pod), e.Verdict.Next.Sub(now))
+		}
+	}
+	r.log.Info("Reap summary", zap.Int("pods", len(snap.pods)), zap.Int("objects", len(snap.objects)),
+		zap.Int("expired", len(plan.Expired)), zap.Int("orphans", len(plan.Orphans)), zap.Int("waiting", len(plan.Waiting)),
+		zap.Int("deferred", deferred), zap.Int("forbiddenNamespaces", len(snap.forbidden)), zap.Bool("dryRun", r.cfg.DryRun))
+	return errors.Join(errs...)
+}
+
+func (m *metrics) skippedReasons() map[string]bool {
+	return map[string]bool{SkipNoLifetime: true, SkipInvalidLifetime: true, SkipNotStarted: true, SkipTerminating: true}
+}
+
+// claim marks a pod as being reaped; false if it already is.
+func (r *Reaper) claim(uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.claimed[uid] {
+		return false
+	}
+	r.claimed[uid] = true
+	return true
+}
+
+func (r *Reaper) unclaim(uid types.UID) {
+	r.mu.Lock()
+	delete(r.claimed, uid)
+	r.mu.Unlock()
+}
+
+// forget drops what is remembered about a pod that is gone.
+func (r *Reaper) forget(uid types.UID) {
+	r.mu.Lock()
+	delete(r.claimed, uid)
+	delete(r.warned, uid)
+	delete(r.reported, uid)
+	r.mu.Unlock()
+}
+
+// reapPod deletes an expired pod, records the Event and the accounting line,
+// then deletes the objects of its job.
+func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
+	pod := e.Pod
+	if !r.claim(pod.UID) {
+		return nil
+	}
+	log := r.log.With(zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job))
+	if r.cfg.DryRun {
+		log.Info("Would delete pod", zap.Duration("walltime", e.Verdict.Lifetime), zap.Time("deadline", e.Verdict.Deadline), zap.Bool("dryRun", true))
+	} else {
+		uid := pod.UID
+		opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}
+		if r.cfg.GracePeriodSeconds >= 0 {
+			g := r.cfg.GracePeriodSeconds
+			opts.GracePeriodSeconds = &g
+		}
+		err := r.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, opts)
+		switch {
+		case err == nil:
+			now := r.clock.Now()
+			r.metrics.reaped.WithLabelValues(KindPod).Inc()
+			r.metrics.expiryLag.Observe(now.Sub(e.Verdict.Deadline).Seconds())
+			r.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded", e.Verdict.Lifetime)
+			r.account(pod, e, now)
+		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+			// Gone already, or replaced by a new pod of the same name: done.
+			log.Debug("Pod already gone", zap.Error(err))
+		default:
+			r.unclaim(pod.UID)
+			r.metrics.errors.Inc()
+			log.Error("Failed to delete pod", zap.Error(err))
+			return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
+	var errs []error
+	for _, o := range e.Companions {
+		if err := r.deleteObject(ctx, o, "companion"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// account writes the accounting record of a reaped pod: one structured line,
+// the raw material for charging.
+func (r *Reaper) account(pod *corev1.Pod, e Expiry, deleted time.Time) {
+	var cpuMilli, memBytes int64
+	for _, c := range pod.Spec.Containers {
+		cpuMilli += c.Resources.Requests.Cpu().MilliValue()
+		memBytes += c.Resources.Requests.Memory().Value()
+	}
+	r.acct.Info("Reaped pod",
+		zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job),
+		zap.String("account", pod.Labels[identity.AccountLabel]),
+		zap.Int64("cpuRequestMillicores", cpuMilli), zap.Int64("memoryRequestBytes", memBytes),
+		zap.Time("created", pod.CreationTimestamp.Time), zap.Time("started", e.Verdict.Start),
+		zap.Time("deleted", deleted), zap.Duration("walltime", e.Verdict.Lifetime),
+		zap.String("walltimeSource", e.Verdict.Source), zap.Duration("lag", deleted.Sub(e.Verdict.Deadline)))
+}
+
+// deleteObject deletes a companion or orphan object.
+func (r *Reaper) deleteObject(ctx context.Context, o Object, why string) error {
+	log := r.log.With(zap.String("namespace", o.Namespace), zap.String(logKey(o.Kind), o.Name), zap.String("job", o.Job), zap.String("reason", why))
+	if r.cfg.DryRun {
+		log.Info("Would delete "+o.Kind, zap.Bool("dryRun", true))
+		return nil
+	}
+	uid := o.UID
+	opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}
+	var err error
+	core := r.client.CoreV1()
+	switch o.Kind {
+	case KindService:
+		err = core.Services(o.Namespace).Delete(ctx, o.Name, opts)
+	case KindConfigMap:
+		err = core.ConfigMaps(o.Namespace).Delete(ctx, o.Name, opts)
+	case KindSecret:
+		err = core.Secrets(o.Namespace).Delete(ctx, o.Name, opts)
+	default:
+		return fmt.Errorf("delete %s %s/%s: unknown kind", o.Kind, o.Namespace, o.Name)
+	}
+	switch {
+	case err == nil:
+		r.metrics.reaped.WithLabelValues(o.Kind).Inc()
+		log.Info("Deleted " + o.Kind)
+		return nil
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		log.Debug("Object already gone", zap.Error(err))
+		return nil
+	default:
+		r.metrics.errors.Inc()
+		log.Error("Failed to delete "+o.Kind, zap.Error(err))
+		return fmt.Errorf("delete %s %s/%s: %w", o.Kind, o.Namespace, o.Name, err)
+	}
+}
+
+func logKey(kind string) string {
+	switch kind {
+	case KindConfigMap:
+		return "configMap"
+	default:
+		return kind
+	}
+}
+
+// warn records the warning Event once per pod.
+func (r *Reaper) warn(e Expiry) {
+	if r.cfg.DryRun {
+		return
+	}
+	r.mu.Lock()
+	done := r.warned[e.Pod.UID]
+	r.warned[e.Pod.UID] = true
+	r.mu.Unlock()
+	if done {
+		return
+	}
+	left := e.Verdict.Deadline.Sub(r.clock.Now()).Round(time.Second)
+	r.recorder.Eventf(e.Pod, corev1.EventTypeWarning, ReasonWalltimeEnding,
+		"walltime of %s ends at %s (in %s); the pod will then be deleted", e.Verdict.Lifetime, e.Verdict.Deadline.UTC().Format(time.RFC3339), left)
+	r.metrics.warnings.Inc()
+	r.log.Info("Warned of walltime end", zap.String("namespace", e.Pod.Namespace), zap.String("pod", e.Pod.Name),
+		zap.Time("deadline", e.Verdict.Deadline))
+}
+
+// reportInvalid reports an unparseable lifetime once per pod: a log line,
+// errors_total, invalid_lifetimes_total and a warning Event on the pod.
+func (r *Reaper) reportInvalid(pod *corev1.Pod, err error) {
+	r.mu.Lock()
+	done := r.reported[pod.UID]
+	r.reported[pod.UID] = true
+	r.mu.Unlock()
+	if done {
+		return
+	}
+	r.metrics.errors.Inc()
+	r.metrics.invalidLifetime.Inc()
+	r.log.Error("Found unparseable lifetime", zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.Error(err))
+	if !r.cfg.DryRun {
+		r.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonInvalidWalltime, "%v", err)
+	}
+}
+
+// budget is the per-pass deletion cap, shared by the pass and the watch.
+type budget struct {
+	mu   sync.Mutex
+	max  int
+	used int
+}
+
+func (b *budget) reset() {
+	b.mu.Lock()
+	b.used = 0
+	b.mu.Unlock()
+}
+
+func (b *budget) take() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.max > 0 && b.used >= b.max {
+		return false
+	}
+	b.used++
+	return true
+}
+
+func keyOf(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }
