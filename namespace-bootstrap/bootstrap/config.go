@@ -1,0 +1,422 @@
+package bootstrap
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kubehpc/kubehpc/namespace-bootstrap/ldapidentity"
+	deftemplate "github.com/kubehpc/kubehpc/namespace-bootstrap/template"
+	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/events"
+	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/naming"
+)
+
+// EnvAliases maps the Open OnDemand hook.env variables to flags, so a site's
+// existing /etc/ood/config/hook.env keeps working when exported.
+var EnvAliases = map[string]string{
+	"NAMESPACE_PREFIX":          "namespace-prefix",
+	"K8S_USERNAME_PREFIX":       "username-prefix",
+	"NETWORK_POLICY_ALLOW_CIDR": "network-policy-allow-cidrs",
+	"IMAGE_PULL_SECRET":         "image-pull-secret",
+	"USE_JOB_POD_REAPER":        "job-pod-reaper",
+}
+
+// Config is the tool's configuration.
+type Config struct {
+	// User, in hook mode, is the one user to bootstrap (implies --once).
+	User string
+
+	TemplateDir     string
+	NamespacePrefix string
+	UsernamePrefix  string
+	NamespaceLabels map[string]string
+
+	UserClusterRole        string
+	InitializerClusterRole string
+
+	JobPodReaper               bool
+	JobPodReaperServiceAccount string
+	JobPodReaperNamespace      string
+	JobPodReaperClusterRole    string
+
+	NetworkPolicyAllowCIDRs []string
+	EgressDeny              bool
+	EgressAllowCIDRs        []string
+	EgressAllowPorts        []string
+
+	PodSecurityEnforce       string
+	ResourceQuota            map[string]string
+	LimitRangeDefault        map[string]string
+	LimitRangeDefaultRequest map[string]string
+	ImagePullSecret          string
+	ImagePullSecretFile      string
+	TemplateValues           map[string]string
+
+	TerminatingTimeout time.Duration
+	DryRun             bool
+	Reconcile          bool
+	ReconcileWorkers   int
+
+	ListenAddress  string
+	TLSCertFile    string
+	TLSKeyFile     string
+	RateLimit      float64
+	RateBurst      int
+	TokenAudiences []string
+	RequestTimeout time.Duration
+
+	LDAP ldapidentity.Config
+
+	egressPorts []Port
+}
+
+// userFlag sets --user and, since a hook bootstraps one user and exits,
+// also --once (unless --once was given explicitly).
+type userFlag struct {
+	c  *Config
+	fs *pflag.FlagSet
+}
+
+func (u *userFlag) String() string { return u.c.User }
+func (u *userFlag) Type() string   { return "string" }
+func (u *userFlag) Set(v string) error {
+	u.c.User = v
+	if f := u.fs.Lookup("once"); f != nil && !f.Changed && v != "" {
+		return u.fs.Set("once", "true")
+	}
+	return nil
+}
+
+// AddFlags registers the tool's flags.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
+	if c.NamespacePrefix == "" {
+		c.NamespacePrefix = naming.DefaultPrefix
+	}
+	if c.NamespaceLabels == nil {
+		c.NamespaceLabels = map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue}
+	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.UserClusterRole, "ood-user")
+	def(&c.InitializerClusterRole, "ood-initializer")
+	def(&c.JobPodReaperServiceAccount, "job-pod-reaper")
+	def(&c.JobPodReaperNamespace, "job-pod-reaper")
+	def(&c.JobPodReaperClusterRole, "job-pod-reaper")
+	if c.NetworkPolicyAllowCIDRs == nil {
+		c.NetworkPolicyAllowCIDRs = []string{"127.0.0.1/32"}
+	}
+	if c.TerminatingTimeout == 0 {
+		c.TerminatingTimeout = 60 * time.Second
+	}
+	if c.ReconcileWorkers == 0 {
+		c.ReconcileWorkers = 4
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = 6
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 3
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 2 * time.Minute
+	}
+	c.Reconcile = true
+	fs.Var(&userFlag{c: c, fs: fs}, "user", "Hook mode: bootstrap this one user and exit (implies --once); the portal's pre-hook passes it")
+	fs.StringVar(&c.TemplateDir, "template-dir", c.TemplateDir, "Directory of *.yaml template manifests; empty uses the built-in default template")
+	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", c.NamespacePrefix, "Prefix of user namespaces (Open OnDemand's namespace_prefix)")
+	fs.StringVar(&c.UsernamePrefix, "username-prefix", c.UsernamePrefix, "The API server's OIDC username prefix: prepended to the user in RoleBindings, required and stripped in service mode")
+	fs.StringToStringVar(&c.NamespaceLabels, "namespace-labels", c.NamespaceLabels, "Labels the template puts on user namespaces (the reapers select on app.kubernetes.io/name=open-ondemand)")
+	fs.StringVar(&c.UserClusterRole, "user-cluster-role", c.UserClusterRole, "ClusterRole bound to the user in their namespace")
+	fs.StringVar(&c.InitializerClusterRole, "initializer-cluster-role", c.InitializerClusterRole, "ClusterRole bound to the namespace's default service account (job init containers)")
+	fs.BoolVar(&c.JobPodReaper, "job-pod-reaper", c.JobPodReaper, "Bind job-pod-reaper's service account in each namespace (its per-namespace mode)")
+	fs.StringVar(&c.JobPodReaperServiceAccount, "job-pod-reaper-service-account", c.JobPodReaperServiceAccount, "job-pod-reaper's service account")
+	fs.StringVar(&c.JobPodReaperNamespace, "job-pod-reaper-namespace", c.JobPodReaperNamespace, "Namespace of job-pod-reaper's service account")
+	fs.StringVar(&c.JobPodReaperClusterRole, "job-pod-reaper-cluster-role", c.JobPodReaperClusterRole, "ClusterRole bound to job-pod-reaper")
+	fs.StringSliceVar(&c.NetworkPolicyAllowCIDRs, "network-policy-allow-cidrs", c.NetworkPolicyAllowCIDRs, "CIDRs (the portal's web nodes) allowed ingress besides the namespace itself")
+	fs.BoolVar(&c.EgressDeny, "egress-deny", c.EgressDeny, "Add a default-deny egress NetworkPolicy")
+	fs.StringSliceVar(&c.EgressAllowCIDRs, "egress-allow-cidrs", c.EgressAllowCIDRs, "With --egress-deny: CIDRs pods may reach on any port")
+	fs.StringSliceVar(&c.EgressAllowPorts, "egress-allow-ports", c.EgressAllowPorts, "With --egress-deny: ports pods may reach anywhere, as PORT or PORT/PROTOCOL (e.g. 53/UDP,53/TCP)")
+	fs.StringVar(&c.PodSecurityEnforce, "pod-security-enforce", c.PodSecurityEnforce, "Pod Security Admission level to enforce on user namespaces: privileged, baseline or restricted (empty: no label)")
+	fs.StringToStringVar(&c.ResourceQuota, "resource-quota", c.ResourceQuota, "Hard limits of a per-user ResourceQuota, e.g. requests.cpu=64,requests.memory=256Gi (empty: none)")
+	fs.StringToStringVar(&c.LimitRangeDefault, "limit-range-default", c.LimitRangeDefault, "Default container limits of a per-user LimitRange, e.g. cpu=1,memory=4Gi (empty: none)")
+	fs.StringToStringVar(&c.LimitRangeDefaultRequest, "limit-range-default-request", c.LimitRangeDefaultRequest, "Default container requests of a per-user LimitRange")
+	fs.StringVar(&c.ImagePullSecret, "image-pull-secret", c.ImagePullSecret, "Name of an image pull Secret to create in each namespace and attach to its default service account (empty: none)")
+	fs.StringVar(&c.ImagePullSecretFile, "image-pull-secret-file", c.ImagePullSecretFile, "File holding the pull secret's .dockerconfigjson")
+	fs.StringToStringVar(&c.TemplateValues, "template-value", c.TemplateValues, "Extra key=value pairs a site template reads as .Values.key")
+	fs.DurationVar(&c.TerminatingTimeout, "terminating-timeout", c.TerminatingTimeout, "How long a login waits for the user's Terminating namespace to go before recreating it")
+	fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "Send every write as a server-side dry run and log what would change")
+	fs.BoolVar(&c.Reconcile, "reconcile", c.Reconcile, "Daemon and service mode: each pass brings every managed namespace back to the template")
+	fs.IntVar(&c.ReconcileWorkers, "reconcile-workers", c.ReconcileWorkers, "Namespaces corrected in parallel by a reconcile pass")
+	fs.StringVar(&c.ListenAddress, "listen-address", c.ListenAddress, "Service mode: HTTPS address for POST /bootstrap (empty: no service)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "Service mode: PEM certificate")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "Service mode: PEM private key")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "Service mode: bootstraps a minute allowed per user")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "Service mode: bootstraps a user may make at once")
+	fs.StringSliceVar(&c.TokenAudiences, "token-audiences", c.TokenAudiences, "Service mode: audiences the user's token must be for (empty: the API server's)")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "Service mode: time limit of one request")
+	c.LDAP.AddFlags(fs)
+}
+
+// Validate checks the flags.
+func (c *Config) Validate() error {
+	var errs []error
+	if err := naming.ValidatePrefix(c.NamespacePrefix); err != nil {
+		errs = append(errs, fmt.Errorf("--namespace-prefix: %w", err))
+	}
+	if c.User != "" {
+		if _, err := naming.NamespaceForUser(c.NamespacePrefix, c.User); err != nil {
+			errs = append(errs, fmt.Errorf("--user: %w", err))
+		}
+		if c.ListenAddress != "" {
+			errs = append(errs, errors.New("--user (hook mode) and --listen-address (service mode) exclude each other"))
+		}
+	}
+	for _, cidr := range append(slices.Clone(c.NetworkPolicyAllowCIDRs), c.EgressAllowCIDRs...) {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			errs = append(errs, fmt.Errorf("CIDR %q: %w", cidr, err))
+		}
+	}
+	c.egressPorts = nil
+	for _, p := range c.EgressAllowPorts {
+		port, err := parsePort(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--egress-allow-ports: %w", err))
+		}
+		c.egressPorts = append(c.egressPorts, port)
+	}
+	switch c.PodSecurityEnforce {
+	case "", "privileged", "baseline", "restricted":
+	default:
+		errs = append(errs, fmt.Errorf("--pod-security-enforce %q: want privileged, baseline or restricted", c.PodSecurityEnforce))
+	}
+	if (c.ImagePullSecret == "") != (c.ImagePullSecretFile == "") {
+		errs = append(errs, errors.New("--image-pull-secret and --image-pull-secret-file go together"))
+	}
+	if c.TerminatingTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--terminating-timeout must be positive, got %v", c.TerminatingTimeout))
+	}
+	if c.ReconcileWorkers < 1 {
+		errs = append(errs, fmt.Errorf("--reconcile-workers must be at least 1, got %d", c.ReconcileWorkers))
+	}
+	if c.ListenAddress != "" {
+		if c.TLSCertFile == "" || c.TLSKeyFile == "" {
+			errs = append(errs, errors.New("--listen-address needs --tls-cert-file and --tls-key-file: the service only speaks HTTPS"))
+		}
+		if c.RateLimit <= 0 || c.RateBurst < 1 {
+			errs = append(errs, fmt.Errorf("--rate-limit must be positive and --rate-burst at least 1, got %v and %d", c.RateLimit, c.RateBurst))
+		}
+	}
+	errs = append(errs, c.LDAP.Validate())
+	return errors.Join(errs...)
+}
+
+func parsePort(s string) (Port, error) {
+	num, proto, ok := strings.Cut(s, "/")
+	if !ok {
+		proto = "TCP"
+	}
+	proto = strings.ToUpper(proto)
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > 65535 {
+		return Port{}, fmt.Errorf("port %q: want 1-65535", s)
+	}
+	if proto != "TCP" && proto != "UDP" && proto != "SCTP" {
+		return Port{}, fmt.Errorf("port %q: protocol must be TCP, UDP or SCTP", s)
+	}
+	return Port{Port: n, Protocol: proto}, nil
+}
+
+// templateData returns the site part of the template data.
+func (c *Config) templateData() (Data, error) {
+	d := Data{
+		NamespaceLabels: c.NamespaceLabels,
+		Roles:           Roles{User: c.UserClusterRole, Initializer: c.InitializerClusterRole},
+		JobPodReaper: JobPodReaper{Enabled: c.JobPodReaper, ServiceAccount: c.JobPodReaperServiceAccount,
+			Namespace: c.JobPodReaperNamespace, ClusterRole: c.JobPodReaperClusterRole},
+		NetworkPolicy: NetworkPolicy{AllowCIDRs: c.NetworkPolicyAllowCIDRs, EgressDeny: c.EgressDeny,
+			EgressAllowCIDRs: c.EgressAllowCIDRs, EgressAllowPorts: c.egressPorts},
+		PodSecurity:   PodSecurity{Enforce: c.PodSecurityEnforce},
+		ResourceQuota: c.ResourceQuota,
+		LimitRange:    LimitRange{Default: c.LimitRangeDefault, DefaultRequest: c.LimitRangeDefaultRequest},
+		Values:        c.TemplateValues,
+	}
+	if d.Values == nil {
+		d.Values = map[string]string{}
+	}
+	if c.ImagePullSecret != "" {
+		b, err := os.ReadFile(c.ImagePullSecretFile)
+		if err != nil {
+			return d, fmt.Errorf("read --image-pull-secret-file: %w", err)
+		}
+		d.ImagePullSecret = ImagePullSecret{Name: c.ImagePullSecret, DockerConfigJSON: base64.StdEncoding.EncodeToString(b)}
+	}
+	return d, nil
+}
+
+// ldapSource adapts the LDAP lookup to IdentitySource.
+type ldapSource struct{ s *ldapidentity.Source }
+
+func (l ldapSource) Lookup(ctx context.Context, user string) (map[string]string, error) {
+	a, err := l.s.Lookup(ctx, user)
+	if errors.Is(err, ldapidentity.ErrUserNotFound) {
+		return nil, fmt.Errorf("%w: %w", ErrUnknownUser, err)
+	}
+	return a, err
+}
+
+// NewBootstrapper builds the Bootstrapper from the configuration.
+func (c *Config) NewBootstrapper(env app.Env) (*Bootstrapper, error) {
+	var fsys fs.FS = deftemplate.FS
+	if c.TemplateDir != "" {
+		fsys = os.DirFS(c.TemplateDir)
+	}
+	tmpl, err := LoadTemplate(fsys)
+	if err != nil {
+		return nil, err
+	}
+	base, err := c.templateData()
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(env.RESTConfig)
+	if err != nil {
+		return nil, fmt.Errorf("create dynamic client: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(env.RESTConfig)
+	if err != nil {
+		return nil, fmt.Errorf("create discovery client: %w", err)
+	}
+	b := &Bootstrapper{
+		Log: env.Log, Clock: env.Clock, Dynamic: dyn, Mapper: NewMapper(dc), Template: tmpl, Base: base,
+		NamespacePrefix: c.NamespacePrefix, UsernamePrefix: c.UsernamePrefix, DryRun: c.DryRun,
+		TerminatingTimeout: c.TerminatingTimeout, metrics: newMetrics(env.Registry),
+	}
+	if c.LDAP.URL != "" {
+		s, err := ldapidentity.New(c.LDAP)
+		if err != nil {
+			return nil, err
+		}
+		b.Identity = ldapSource{s}
+	}
+	// Fail at start, not at a user's login, on a template that does not
+	// render or names a kind this tool refuses.
+	if _, _, err := b.render("example", c.NamespacePrefix+"example", nil); err != nil {
+		return nil, fmt.Errorf("check template: %w", err)
+	}
+	return b, nil
+}
+
+// Build returns the pass: in hook mode one bootstrap; otherwise a reconcile
+// of every managed namespace, with the HTTPS service beside it in service
+// mode.
+func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
+	if c.User != "" && !env.Daemon.Once {
+		return nil, errors.New("--user bootstraps one user and exits: it cannot be combined with --once=false")
+	}
+	b, err := c.NewBootstrapper(env)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pass{cfg: c, b: b, log: env.Log}
+	if c.User == "" && !env.Daemon.Once {
+		rec, stop := events.NewRecorder(env.Client, FieldManager, env.Log)
+		b.Recorder, p.stopEvents = rec, stop
+	}
+	if c.ListenAddress != "" {
+		p.service = &Service{
+			Log: env.Log.Named("service"), Clock: env.Clock, TokenReview: env.Client.AuthenticationV1().TokenReviews(),
+			Bootstrap: b.Bootstrap, UsernamePrefix: c.UsernamePrefix, Audiences: c.TokenAudiences,
+			Limiter: NewUserLimiter(c.RateLimit, c.RateBurst), Timeout: c.RequestTimeout, metrics: b.metrics,
+		}
+	}
+	return p, nil
+}
+
+// Pass is the tool's daemon.Pass (and daemon.Starter for the service).
+type Pass struct {
+	cfg        *Config
+	b          *Bootstrapper
+	log        *zap.Logger
+	service    *Service
+	stopEvents func()
+
+	mu sync.Mutex
+	ln net.Listener
+}
+
+// Bootstrapper returns the pass's bootstrapper.
+func (p *Pass) Bootstrapper() *Bootstrapper { return p.b }
+
+// RunOnce bootstraps the --user (hook mode) or reconciles every managed
+// namespace.
+func (p *Pass) RunOnce(ctx context.Context) error {
+	if p.cfg.User != "" {
+		res, err := p.b.Bootstrap(ctx, p.cfg.User)
+		if err != nil {
+			return fmt.Errorf("bootstrap user %q: %w", p.cfg.User, err)
+		}
+		_ = res
+		return nil
+	}
+	if !p.cfg.Reconcile {
+		return nil
+	}
+	return p.b.Reconcile(ctx, p.cfg.ReconcileWorkers)
+}
+
+// Listen binds the service address (done by Start if not before); a test
+// listening on port 0 learns the address from it.
+func (p *Pass) Listen() (net.Addr, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		ln, err := net.Listen("tcp", p.cfg.ListenAddress)
+		if err != nil {
+			return nil, fmt.Errorf("listen for bootstrap HTTPS on %s: %w", p.cfg.ListenAddress, err)
+		}
+		p.ln = ln
+	}
+	return p.ln.Addr(), nil
+}
+
+// Start serves the HTTPS service until ctx is done (service mode only).
+func (p *Pass) Start(ctx context.Context) error {
+	if p.stopEvents != nil {
+		defer p.stopEvents()
+	}
+	if p.service == nil {
+		<-ctx.Done()
+		return nil
+	}
+	if _, err := p.Listen(); err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           p.service,
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	return serveTLS(ctx, p.log, srv, p.ln, p.cfg.TLSCertFile, p.cfg.TLSKeyFile)
+}

@@ -1,0 +1,57 @@
+package bootstrap
+
+import "github.com/prometheus/client_golang/prometheus"
+
+const metricsNamespace = "namespace_bootstrap"
+
+type metrics struct {
+	bootstraps       *prometheus.CounterVec
+	duration         prometheus.Histogram
+	applied          *prometheus.CounterVec
+	terminatingWaits prometheus.Counter
+	requests         *prometheus.CounterVec
+	rateLimited      prometheus.Counter
+	reconciled       *prometheus.CounterVec
+	managed          prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		bootstraps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "bootstraps_total",
+			Help: "User bootstraps (logins), by result: created, updated, unchanged, refused (invalid or unknown user, foreign namespace) or failed.",
+		}, []string{"result"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "bootstrap_duration_seconds", Help: "Duration of one user bootstrap.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "objects_applied_total",
+			Help: "Objects written by server-side apply, by kind and reason (missing, template changed, drifted, login).",
+		}, []string{"kind", "reason"}),
+		terminatingWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "terminating_waits_total", Help: "Bootstraps that waited for a Terminating namespace to go before recreating it.",
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "http_requests_total", Help: "Service-mode requests, by HTTP status code.",
+		}, []string{"code"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "rate_limited_total", Help: "Service-mode requests refused by the per-user rate limit.",
+		}),
+		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "reconcile_namespaces_total",
+			Help: "Managed namespaces seen by reconcile passes, by result: unchanged, corrected, skipped or failed.",
+		}, []string{"result"}),
+		managed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "managed_namespaces", Help: "Managed namespaces found by the last reconcile pass.",
+		}),
+	}
+	for _, r := range []string{"created", "updated", "unchanged", "refused", "failed"} {
+		m.bootstraps.WithLabelValues(r)
+	}
+	for _, r := range []string{"unchanged", "corrected", "skipped", "failed"} {
+		m.reconciled.WithLabelValues(r)
+	}
+	reg.MustRegister(m.bootstraps, m.duration, m.applied, m.terminatingWaits, m.requests, m.rateLimited, m.reconciled, m.managed)
+	return m
+}
