@@ -1,0 +1,311 @@
+package directory
+
+import (
+	"errors"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/naming"
+)
+
+// Identity is what the admission policies need to know about one user.
+type Identity struct {
+	// User is the LDAP username, Namespace the key (prefix + normalised name).
+	User, Namespace string
+	DN              string
+	UID, GID, Home  string
+	// GIDs are numerically sorted and include the primary GID.
+	GIDs []string
+	// Groups are sorted group names and include the primary group's name
+	// when that group is among the groups searched.
+	Groups []string
+}
+
+// Skip reasons, the label values of skipped_entries_total.
+const (
+	SkipMissingName      = "missing_name"
+	SkipInvalidUsername  = "invalid_username"
+	SkipDuplicateKey     = "duplicate_key"
+	SkipMissingUID       = "missing_uid_number"
+	SkipInvalidUID       = "invalid_uid_number"
+	SkipMissingGID       = "missing_gid_number"
+	SkipInvalidGID       = "invalid_gid_number"
+	SkipGroupMissingName = "group_missing_name"
+	SkipGroupInvalidName = "group_invalid_name"
+	SkipGroupMissingGID  = "group_missing_gid_number"
+	SkipGroupInvalidGID  = "group_invalid_gid_number"
+	SkipInvalidDN        = "invalid_dn"
+)
+
+// Skip records an entry left out and why.
+type Skip struct {
+	DN, Name, Reason, Detail string
+}
+
+// Result is the identities of one view, keyed by namespace name.
+type Result struct {
+	Identities map[string]Identity
+	Skipped    []Skip
+}
+
+// normDN returns a canonical form of a DN for comparison: parsed, attribute
+// types and values case-folded. ok is false if dn does not parse.
+func normDN(dn string) (string, bool) {
+	d, err := ldap.ParseDN(dn)
+	if err != nil {
+		return "", false
+	}
+	for _, r := range d.RDNs {
+		for _, a := range r.Attributes {
+			a.Type = strings.ToLower(a.Type)
+			a.Value = strings.ToLower(a.Value)
+		}
+	}
+	return d.String(), true
+}
+
+// number returns the canonical decimal form of a POSIX ID.
+func number(s string) (string, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+	if err != nil {
+		return "", err
+	}
+	return strconv.FormatUint(n, 10), nil
+}
+
+type group struct {
+	name, gid string
+	dn        string
+}
+
+// Resolve computes every user's identity from users and groups, as read
+// with cfg, keyed by naming.NamespaceForUser(prefix, name). Bad entries are
+// skipped and reported, never fatal.
+func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
+	res := Result{Identities: map[string]Identity{}}
+	skip := func(dn, name, reason, detail string) {
+		res.Skipped = append(res.Skipped, Skip{DN: dn, Name: name, Reason: reason, Detail: detail})
+	}
+
+	// Groups: validate, index by DN and GID.
+	gs := make([]group, 0, len(groups))
+	byDN := map[string]int{}
+	byGID := map[string][]int{}
+	for _, g := range groups {
+		switch {
+		case g.Name == "":
+			skip(g.DN, "", SkipGroupMissingName, "")
+			continue
+		case strings.ContainsAny(g.Name, ", \t\n"):
+			skip(g.DN, g.Name, SkipGroupInvalidName, "group names may not contain commas or whitespace")
+			continue
+		case g.GID == "":
+			skip(g.DN, g.Name, SkipGroupMissingGID, "")
+			continue
+		}
+		gid, err := number(g.GID)
+		if err != nil {
+			skip(g.DN, g.Name, SkipGroupInvalidGID, g.GID)
+			continue
+		}
+		dn, ok := normDN(g.DN)
+		if !ok {
+			skip(g.DN, g.Name, SkipInvalidDN, "")
+			continue
+		}
+		byDN[dn] = len(gs)
+		byGID[gid] = append(byGID[gid], len(gs))
+		gs = append(gs, group{name: g.Name, gid: gid, dn: dn})
+	}
+
+	// Users: validate and key.
+	type user struct {
+		id       Identity
+		dn       string
+		memberOf []string
+	}
+	var us []user
+	byKey := map[string][]int{}
+	for _, u := range users {
+		if u.Name == "" {
+			skip(u.DN, "", SkipMissingName, "")
+			continue
+		}
+		key, err := naming.NamespaceForUser(prefix, u.Name)
+		if err != nil {
+			skip(u.DN, u.Name, SkipInvalidUsername, err.Error())
+			continue
+		}
+		if u.UID == "" {
+			skip(u.DN, u.Name, SkipMissingUID, "")
+			continue
+		}
+		uid, err := number(u.UID)
+		if err != nil {
+			skip(u.DN, u.Name, SkipInvalidUID, u.UID)
+			continue
+		}
+		if u.GID == "" {
+			skip(u.DN, u.Name, SkipMissingGID, "")
+			continue
+		}
+		gid, err := number(u.GID)
+		if err != nil {
+			skip(u.DN, u.Name, SkipInvalidGID, u.GID)
+			continue
+		}
+		dn, _ := normDN(u.DN)
+		byKey[key] = append(byKey[key], len(us))
+		us = append(us, user{id: Identity{User: u.Name, Namespace: key, DN: u.DN, UID: uid, GID: gid, Home: u.Home}, dn: dn, memberOf: u.MemberOf})
+	}
+	// Two users with one key are ambiguous: neither gets an identity.
+	valid := make([]bool, len(us))
+	for key, idx := range byKey {
+		if len(idx) > 1 {
+			for _, i := range idx {
+				skip(us[i].id.DN, us[i].id.User, SkipDuplicateKey, "another user has the key "+key)
+			}
+			continue
+		}
+		valid[idx[0]] = true
+	}
+
+	// Direct memberships: user index -> group indexes.
+	direct := make([][]int, len(us))
+	parents := make([][]int, len(gs)) // group -> groups that contain it
+	switch cfg.Scheme {
+	case SchemeMemberUID:
+		byName := map[string][]int{}
+		for i, u := range us {
+			n := strings.ToLower(u.id.User)
+			byName[n] = append(byName[n], i)
+		}
+		for gi, g := range groups {
+			idx, ok := groupIndex(byDN, g.DN)
+			if !ok {
+				continue
+			}
+			_ = gi
+			for _, m := range g.MemberUID {
+				for _, ui := range byName[strings.ToLower(strings.TrimSpace(m))] {
+					direct[ui] = append(direct[ui], idx)
+				}
+			}
+		}
+	case SchemeMember:
+		userByDN := map[string]int{}
+		for i, u := range us {
+			if u.dn != "" {
+				userByDN[u.dn] = i
+			}
+		}
+		for _, g := range groups {
+			idx, ok := groupIndex(byDN, g.DN)
+			if !ok {
+				continue
+			}
+			for _, m := range g.Member {
+				mdn, ok := normDN(m)
+				if !ok {
+					continue
+				}
+				if ui, ok := userByDN[mdn]; ok {
+					direct[ui] = append(direct[ui], idx)
+				} else if ci, ok := byDN[mdn]; ok && cfg.Nested {
+					parents[ci] = append(parents[ci], idx)
+				}
+			}
+		}
+	case SchemeMemberOf:
+		for i, u := range us {
+			for _, m := range u.memberOf {
+				if gi, ok := groupIndex(byDN, m); ok {
+					direct[i] = append(direct[i], gi)
+				}
+			}
+		}
+		if cfg.Nested {
+			for _, g := range groups {
+				idx, ok := groupIndex(byDN, g.DN)
+				if !ok {
+					continue
+				}
+				for _, m := range g.MemberOf {
+					if pi, ok := groupIndex(byDN, m); ok {
+						parents[idx] = append(parents[idx], pi)
+					}
+				}
+			}
+		}
+	}
+
+	for i, u := range us {
+		if !valid[i] {
+			continue
+		}
+		id := u.id
+		member := closure(direct[i], parents)
+		gids := []string{id.GID}
+		var names []string
+		for _, gi := range member {
+			gids = append(gids, gs[gi].gid)
+			names = append(names, gs[gi].name)
+		}
+		if prim := byGID[id.GID]; len(prim) > 0 {
+			best := gs[prim[0]].name
+			for _, p := range prim[1:] {
+				best = min(best, gs[p].name)
+			}
+			names = append(names, best)
+		}
+		identity.SortNumeric(gids)
+		sort.Strings(names)
+		id.GIDs = slices.Compact(gids)
+		id.Groups = slices.Compact(names)
+		if id.Groups == nil {
+			id.Groups = []string{}
+		}
+		res.Identities[id.Namespace] = id
+	}
+	return res
+}
+
+func groupIndex(byDN map[string]int, dn string) (int, bool) {
+	n, ok := normDN(dn)
+	if !ok {
+		return 0, false
+	}
+	i, ok := byDN[n]
+	return i, ok
+}
+
+// closure returns start plus every group that transitively contains one of
+// them; cycles end because each group is visited once.
+func closure(start []int, parents [][]int) []int {
+	if len(start) == 0 {
+		return nil
+	}
+	seen := make(map[int]bool, len(start))
+	queue := append([]int(nil), start...)
+	var out []int
+	for len(queue) > 0 {
+		g := queue[0]
+		queue = queue[1:]
+		if seen[g] {
+			continue
+		}
+		seen[g] = true
+		out = append(out, g)
+		queue = append(queue, parents[g]...)
+	}
+	return out
+}
+
+// ErrNotFound is returned by LookupUser when the user is not in the directory
+// (or is filtered out, or skipped as a bad entry).
+var ErrNotFound = errors.New("user not found in LDAP")

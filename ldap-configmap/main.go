@@ -1,0 +1,23 @@
+// Command ldap-configmap reads users and groups from LDAP and writes the
+// ConfigMaps (and, optionally, the user namespace annotations) that the
+// admission policies read.
+package main
+
+import (
+	"os"
+
+	"github.com/kubehpc/kubehpc/ldap-configmap/mapsync"
+	"github.com/kubehpc/kubehpc/pkg/app"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(app.Main(app.Tool{
+		Name:             mapsync.ToolName,
+		MetricsNamespace: mapsync.MetricsNamespace,
+		Version:          version,
+		EnvAliases:       mapsync.EnvAliases,
+	}, os.Args[1:], mapsync.NewConfig()))
+}
