@@ -3,6 +3,7 @@ module github.com/kubehpc/kubehpc/namespace-reaper
 go 1.26.0
 
 require (
+	github.com/google/go-cmp v0.7.0
 	github.com/kubehpc/kubehpc/pkg v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.72.0
