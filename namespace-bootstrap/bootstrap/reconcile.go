@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/pager"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
 // Reconcile brings every managed namespace (labelled managed-by
@@ -50,8 +51,13 @@ func (b *Bootstrapper) Reconcile(ctx context.Context, workers int) error {
 			b.countReconcile("skipped", 1)
 			continue
 		}
+		if want, err := naming.NamespaceForUser(b.NamespacePrefix, user); err != nil || want != live.GetName() {
+			log.Warn("Skipped managed namespace whose user does not map to it", zap.String("user", user), zap.String("prefix", b.NamespacePrefix))
+			b.countReconcile("skipped", 1)
+			continue
+		}
 		nsObj, objs, err := b.render(user, live.GetName(), live.GetAnnotations())
-		if err != nil || nsObj.GetName() != live.GetName() {
+		if err != nil {
 			log.Error("Skipped managed namespace: the template does not render for its user", zap.String("user", user), zap.Error(err))
 			b.countReconcile("skipped", 1)
 			continue

@@ -1,0 +1,201 @@
+package bootstrap
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap/zaptest"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/kubeclient"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+var env *testenv.Env
+
+// Static tokens the API server accepts: the portal users' "OIDC" tokens.
+var tokens = []testenv.Token{
+	{Token: "alice-token", User: "alice"},
+	{Token: "bob-token", User: "bob"},
+	{Token: "mallory-token", User: "mallory"}, // not in LDAP
+	{Token: "bad-name-token", User: "bad_name"},
+	{Token: "oidc-dave-token", User: "oidc:dave"},
+	{Token: "node-token", User: "system:node:n1", Groups: []string{"system:nodes"}},
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{
+		Kube: true, LDAP: true,
+		KubeOptions: testenv.KubeOptions{ControllerManager: true, Tokens: tokens},
+	}, &env))
+}
+
+var (
+	rbacOnce sync.Once
+	rbacErr  error
+	prefixN  atomic.Int64
+)
+
+// installRBAC applies testdata/rbac.yaml: the ClusterRoles the chart ships.
+func installRBAC(t testing.TB) {
+	t.Helper()
+	rbacOnce.Do(func() { rbacErr = applyFile(context.Background(), env.Kube.Config, "testdata/rbac.yaml") })
+	if rbacErr != nil {
+		t.Fatalf("install RBAC: %v", rbacErr)
+	}
+}
+
+func applyFile(ctx context.Context, cfg *rest.Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	mapper := NewMapper(nil)
+	mapper.known[schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole"}] =
+		Mapping{Resource: schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}}
+	mapper.known[schema.GroupVersionKind{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBinding"}] =
+		Mapping{Resource: schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+	for {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		if len(m) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: m}
+		mp, err := mapper.Map(u.GroupVersionKind())
+		if err != nil {
+			return err
+		}
+		if _, err := dyn.Resource(mp.Resource).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "test", Force: true}); err != nil {
+			return fmt.Errorf("apply %s: %w", Describe(u), err)
+		}
+	}
+	return nil
+}
+
+// uniquePrefix returns a namespace prefix no other test uses, so that each
+// test's namespaces (and reconcile passes) are its own.
+func uniquePrefix() string {
+	return fmt.Sprintf("t%d-%d-", os.Getpid()%10000, prefixN.Add(1))
+}
+
+// ldapFlags returns the --ldap-* settings for the test slapd.
+func ldapConfig(t testing.TB, c *Config) {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(env.LDAP.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.LDAP.URL = env.LDAP.URL
+	c.LDAP.BindDN = env.LDAP.BindDN
+	c.LDAP.BindPasswordFile = pw
+	c.LDAP.UserBaseDN = "ou=people," + env.LDAP.Suffix
+	c.LDAP.GroupBaseDN = "ou=groups," + env.LDAP.Suffix
+}
+
+// newConfig returns a Config with the flag defaults, a unique prefix and
+// LDAP, changed by the given args.
+func newConfig(t testing.TB, args ...string) *Config {
+	t.Helper()
+	c := &Config{}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	fs.Bool("once", false, "")
+	c.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	if c.NamespacePrefix == "user-" {
+		c.NamespacePrefix = uniquePrefix()
+	}
+	if c.LDAP.URL == "" {
+		ldapConfig(t, c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+	return c
+}
+
+// fixture is a bootstrapper talking to the test API server through a
+// request counter, with a fake clock.
+type fixture struct {
+	b       *Bootstrapper
+	counter *kubeclient.RequestCounter
+	clock   *clocktesting.FakeClock
+	reg     *prometheus.Registry
+	cfg     *Config
+}
+
+func newFixture(t testing.TB, c *Config, restCfg *rest.Config) *fixture {
+	t.Helper()
+	installRBAC(t)
+	if restCfg == nil {
+		restCfg = env.Kube.Config
+	}
+	counted, counter := kubeclient.Count(restCfg)
+	client, err := kubernetes.NewForConfig(counted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
+	reg := prometheus.NewRegistry()
+	b, err := c.NewBootstrapper(app.Env{Log: zaptest.NewLogger(t), Clock: clk, Registry: reg, RESTConfig: counted, Client: client})
+	if err != nil {
+		t.Fatalf("NewBootstrapper() = %v", err)
+	}
+	b.PollInterval = 50 * time.Millisecond
+	counter.Reset()
+	return &fixture{b: b, counter: counter, clock: clk, reg: reg, cfg: c}
+}
+
+// cleanupNamespace deletes ns when the test ends.
+func cleanupNamespace(t testing.TB, ns string) {
+	t.Cleanup(func() {
+		err := env.Kube.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			t.Logf("delete namespace %s: %v", ns, err)
+		}
+	})
+}
+
+// waitFor polls cond every 50 ms for at most timeout (the API server and
+// controller-manager are asynchronous).
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, err)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
