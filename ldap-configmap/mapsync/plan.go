@@ -118,7 +118,10 @@ type Guard struct {
 // than the current count by more than MaxDropFraction of it. current is the
 // number of users the output holds now, desired after the write.
 func (g Guard) CheckCount(output string, current, desired int) error {
-	if desired == 0 && !g.AllowEmpty {
+	if desired == 0 {
+		if g.AllowEmpty {
+			return nil // an intended empty output is also an intended drop
+		}
 		return &RefusedError{Output: output, Reason: RefusedEmpty,
 			Detail: fmt.Sprintf("LDAP gave no users (currently %d); set --allow-empty if this is intended", current)}
 	}

@@ -1,0 +1,338 @@
+package mapsync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+// TestMappersAndSchemes proves every mapper under every member scheme
+// against the real slapd: memberUid groups, groupOfNames member DNs with the
+// proj-a/proj-b nesting cycle, and memberOf on users.
+func TestMappersAndSchemes(t *testing.T) {
+	uids := map[string]string{"user-alice": "10001", "user-bob": "10002", "user-john-smith": "10003", "user-carol": "10004", "user-dave": "10005"}
+	homes := map[string]string{"user-alice": "/home/alice", "user-bob": "/home/bob", "user-john-smith": "/home/john.smith", "user-carol": "/home/carol", "user-dave": "/home/dave"}
+	projects := func(gids, groups map[string]string) map[string]map[string]string {
+		return map[string]map[string]string{"user-uid-map": uids, "user-gid-map": uids, "user-gids-map": gids,
+			"user-groups-map": groups, "user-all-groups-map": groups, "user-home-map": homes}
+	}
+	tests := []struct {
+		name   string
+		scheme string
+		nested bool
+		want   map[string]map[string]string
+	}{
+		{name: "memberuid", scheme: directory.SchemeMemberUID, want: withAllGroups(seedMemberUID())},
+		{name: "member nested with a cycle", scheme: directory.SchemeMember, nested: true, want: projects(
+			map[string]string{"user-alice": jsonOf("10001", "30001", "30002"), "user-carol": jsonOf("10004", "30001", "30002"),
+				"user-john-smith": jsonOf("10003", "30003"), "user-bob": jsonOf("10002"), "user-dave": jsonOf("10005")},
+			map[string]string{"user-alice": jsonOf("proj-a", "proj-b"), "user-carol": jsonOf("proj-a", "proj-b"),
+				"user-john-smith": jsonOf("proj-c"), "user-bob": jsonOf(), "user-dave": jsonOf()})},
+		{name: "member flat", scheme: directory.SchemeMember, want: projects(
+			map[string]string{"user-alice": jsonOf("10001", "30001"), "user-carol": jsonOf("10004", "30002"),
+				"user-john-smith": jsonOf("10003", "30003"), "user-bob": jsonOf("10002"), "user-dave": jsonOf("10005")},
+			map[string]string{"user-alice": jsonOf("proj-a"), "user-carol": jsonOf("proj-b"),
+				"user-john-smith": jsonOf("proj-c"), "user-bob": jsonOf(), "user-dave": jsonOf()})},
+		{name: "memberof", scheme: directory.SchemeMemberOf, nested: true, want: projects(
+			map[string]string{"user-alice": jsonOf("10001", "30001"), "user-carol": jsonOf("10004", "30002"),
+				"user-john-smith": jsonOf("10003", "30003"), "user-bob": jsonOf("10002"), "user-dave": jsonOf("10005")},
+			map[string]string{"user-alice": jsonOf("proj-a"), "user-carol": jsonOf("proj-b"),
+				"user-john-smith": jsonOf("proj-c"), "user-bob": jsonOf(), "user-dave": jsonOf()})},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testConfig(t, env.LDAP)
+			c.Scheme, c.Nested = tt.scheme, tt.nested
+			if tt.scheme != directory.SchemeMemberUID {
+				c.GroupBaseDN = "ou=projects," + suffix
+				c.GroupFilter = "(objectClass=groupOfNames)"
+			}
+			h := newHarness(t, c)
+			h.mustRun(t)
+			diffMaps(t, readMaps(t, c.Namespace), tt.want)
+			if got := h.counter.Total("PATCH"); got != len(directory.Mappers) {
+				t.Errorf("first pass PATCH requests = %d (%s), want %d (one apply per mapper)", got, h.counter, len(directory.Mappers))
+			}
+		})
+	}
+}
+
+// TestPerMapperFilters proves a mapper's own group filter, with commas and
+// parentheses in it, changes only that mapper: only pzs groups as accounts,
+// every group as supplemental GIDs.
+func TestPerMapperFilters(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	c.Mappers = []string{directory.MapperGIDs, directory.MapperGroups, directory.MapperAllGroups}
+	if err := c.setFilterFlags([]string{"user-groups=(&(objectClass=posixGroup)(|(cn=pzs0001)(cn=pzs0002)))"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, c)
+	h.mustRun(t)
+	got := readMaps(t, c.Namespace)
+	want := seedMemberUID()
+	if got["user-groups-map"]["user-carol"] != jsonOf("pzs0001", "pzs0002") {
+		t.Errorf("user-groups-map[user-carol] = %s, want [pzs0001 pzs0002]", got["user-groups-map"]["user-carol"])
+	}
+	if got["user-groups-map"]["user-dave"] != jsonOf() {
+		t.Errorf("user-groups-map[user-dave] = %s, want []", got["user-groups-map"]["user-dave"])
+	}
+	if got["user-all-groups-map"]["user-carol"] != want["user-groups-map"]["user-carol"] {
+		t.Errorf("user-all-groups-map[user-carol] = %s, want every group", got["user-all-groups-map"]["user-carol"])
+	}
+	if got["user-gids-map"]["user-carol"] != want["user-gids-map"]["user-carol"] {
+		t.Errorf("user-gids-map[user-carol] = %s, want every GID", got["user-gids-map"]["user-carol"])
+	}
+	// Two group filters: one search each, plus one user search.
+	if got := h.pass.LastLDAPRequests.Load(); got != 3 {
+		t.Errorf("LDAP requests = %d, want 3 (users, all groups, filtered groups)", got)
+	}
+}
+
+func (c *Config) setFilterFlags(groups, users []string) error {
+	c.MapperGroupFilters, c.MapperUserFilters = groups, users
+	return c.Validate()
+}
+
+// TestTLS proves StartTLS and ldaps with a private CA (file and contents),
+// and that a wrong CA fails the pass without writing.
+func TestTLS(t *testing.T) {
+	pem := mustRead(t, env.LDAP.CAFile)
+	other, err := testenv.NewCA("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherFile, _, _, err := other.WriteFiles(t.TempDir(), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		url      string
+		startTLS bool
+		caFile   string
+		caPEM    string
+		wantErr  bool
+	}{
+		{name: "StartTLS CA file", url: env.LDAP.URL, startTLS: true, caFile: env.LDAP.CAFile},
+		{name: "StartTLS CA contents", url: env.LDAP.URL, startTLS: true, caPEM: pem},
+		{name: "ldaps CA file", url: env.LDAP.LDAPSURL, caFile: env.LDAP.CAFile},
+		{name: "ldaps CA contents", url: env.LDAP.LDAPSURL, caPEM: pem},
+		{name: "ldaps wrong CA", url: env.LDAP.LDAPSURL, caFile: otherFile, wantErr: true},
+		{name: "StartTLS wrong CA", url: env.LDAP.URL, startTLS: true, caFile: otherFile, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testConfig(t, env.LDAP)
+			c.Mappers = []string{directory.MapperUID}
+			c.URL, c.StartTLS, c.CAFile, c.CACert = tt.url, tt.startTLS, tt.caFile, tt.caPEM
+			h := newHarness(t, c)
+			err := h.run(t)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("RunOnce() with the wrong CA = nil, want a certificate error")
+				}
+				if h.counter.Writes() != 0 {
+					t.Errorf("writes after a TLS failure = %s, want none", h.counter)
+				}
+				if got := testutil.ToFloat64(h.pass.m.ldapErrors.WithLabelValues("connect")); got != 1 {
+					t.Errorf("ldap_errors_total{operation=connect} = %v, want 1", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("RunOnce() = %v", err)
+			}
+			if got := readMaps(t, c.Namespace)["user-uid-map"]["user-john-smith"]; got != "10003" {
+				t.Errorf("user-uid-map[user-john-smith] = %q, want 10003", got)
+			}
+		})
+	}
+}
+
+// TestPagingManyPages proves paged search across many pages on a server whose
+// size limit (like AD's) fails an unpaged search, which leaves maps intact.
+func TestPagingManyPages(t *testing.T) {
+	const sfx = "dc=paging,dc=org"
+	s, err := testenv.StartSlapd(context.Background(), testenv.SlapdOptions{Suffix: sfx, SizeLimit: 500,
+		LDIF: testenv.GenerateDirectory(sfx, 1300, 40, 4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	c := testConfig(t, s)
+	c.Mappers = []string{directory.MapperUID, directory.MapperGIDs}
+	c.PageSize = 100
+	c.BindDN, c.BindPassword = "", "" // anonymous: the root DN is exempt from size limits
+	h := newHarness(t, c)
+	h.mustRun(t)
+	maps := readMaps(t, c.Namespace)
+	if n := len(maps["user-uid-map"]); n != 1300 {
+		t.Errorf("user-uid-map has %d keys, want 1300", n)
+	}
+	if got := maps["user-gids-map"]["user-user01299"]; !strings.HasPrefix(got, `["101299",`) || strings.Count(got, ",") != 4 {
+		t.Errorf("user-gids-map[user-user01299] = %s, want the primary GID and 4 project GIDs", got)
+	}
+	// 13 pages of users plus 1 of groups.
+	if got := h.pass.LastLDAPRequests.Load(); got != 14 {
+		t.Errorf("LDAP requests = %d, want 14 (13 user pages, 1 group page)", got)
+	}
+
+	// Without paging the server's size limit fails the search: nothing written.
+	c2 := *c
+	c2.Paged = false
+	h2 := newHarness(t, &c2)
+	err = h2.run(t)
+	if err == nil || !strings.Contains(err.Error(), "Size Limit Exceeded") {
+		t.Fatalf("unpaged RunOnce() = %v, want Size Limit Exceeded", err)
+	}
+	if h2.counter.Writes() != 0 {
+		t.Errorf("writes after a failed search = %s, want none", h2.counter)
+	}
+	if n := len(readMaps(t, c.Namespace)["user-uid-map"]); n != 1300 {
+		t.Errorf("after a failed search user-uid-map has %d keys, want 1300 (intact)", n)
+	}
+}
+
+// TestOutageAndEmptyLeaveMapsIntact proves LDAP down, a bind failure and an
+// empty result write nothing and are counted, and that --allow-empty is the
+// explicit override.
+func TestOutageAndEmptyLeaveMapsIntact(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	newHarness(t, c).mustRun(t)
+	want := readMaps(t, c.Namespace)
+
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		metric  func(*metrics) float64
+		wantErr error
+	}{
+		{name: "LDAP down", mutate: func(c *Config) { c.URL = "ldap://127.0.0.1:1" },
+			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.ldapErrors.WithLabelValues("connect")) }},
+		{name: "bind failure", mutate: func(c *Config) { c.BindPassword = "wrong" },
+			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.ldapErrors.WithLabelValues("bind")) }},
+		{name: "bad base DN", mutate: func(c *Config) { c.UserBaseDN = "ou=nowhere," + suffix },
+			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.ldapErrors.WithLabelValues("search")) }},
+		{name: "empty result", mutate: func(c *Config) { c.UserFilter = "(uid=nobody-at-all)" }, wantErr: ErrRefused,
+			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.refused.WithLabelValues(RefusedEmpty)) }},
+		{name: "large drop", mutate: func(c *Config) { c.UserFilter = "(|(uid=alice)(uid=bob))" }, wantErr: ErrRefused,
+			metric: func(m *metrics) float64 {
+				return testutil.ToFloat64(m.refused.WithLabelValues(RefusedDrop)) / float64(len(directory.Mappers))
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c2 := *c
+			tt.mutate(&c2)
+			h := newHarness(t, &c2)
+			err := h.run(t)
+			if err == nil {
+				t.Fatal("RunOnce() = nil, want an error")
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("RunOnce() = %v, want %v", err, tt.wantErr)
+			}
+			if h.counter.Writes() != 0 {
+				t.Errorf("writes = %s, want none", h.counter)
+			}
+			if got := tt.metric(h.pass.m); got != 1 {
+				t.Errorf("metric = %v, want 1", got)
+			}
+			if got := testutil.ToFloat64(h.pass.m.lastError); got != 1 {
+				t.Errorf("error gauge = %v, want 1", got)
+			}
+			diffMaps(t, readMaps(t, c.Namespace), want)
+		})
+	}
+
+	t.Run("allow-empty overrides", func(t *testing.T) {
+		c2 := *c
+		c2.UserFilter, c2.AllowEmpty = "(uid=nobody-at-all)", true
+		newHarness(t, &c2).mustRun(t)
+		for name, data := range readMaps(t, c.Namespace) {
+			if len(data) != 0 {
+				t.Errorf("%s after an allowed empty sync has %d keys, want 0", name, len(data))
+			}
+		}
+	})
+}
+
+// TestNoWritesWhenUnchanged proves a second pass with nothing changed makes
+// no write at all (ConfigMaps and namespaces), only reads.
+func TestNoWritesWhenUnchanged(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	c.UserPrefix = "nw-"
+	c.NamespaceAnnotations = true
+	userNamespaces(t, "nw-alice", "nw-carol")
+	h := newHarness(t, c)
+	h.mustRun(t)
+	if got := h.counter.Total("PATCH"); got != len(directory.Mappers)+2 {
+		t.Errorf("first pass PATCH = %d (%s), want %d", got, h.counter, len(directory.Mappers)+2)
+	}
+	h.mustRun(t)
+	if h.counter.Writes() != 0 {
+		t.Errorf("second pass writes = %s, want none", h.counter)
+	}
+	if got := h.counter.Total("GET"); got != len(directory.Mappers)+1 {
+		t.Errorf("second pass GETs = %d (%s), want %d (one per ConfigMap, one namespace list)", got, h.counter, len(directory.Mappers)+1)
+	}
+}
+
+// TestDryRun proves --dry-run prints the diff and writes nothing.
+func TestDryRun(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	c.Mappers = []string{directory.MapperUID}
+	c.DryRun = true
+	h := newHarness(t, c)
+	h.mustRun(t)
+	if h.counter.Writes() != 0 {
+		t.Errorf("dry-run writes = %s, want none", h.counter)
+	}
+	out := c.Out.(*bytes.Buffer).String()
+	for _, want := range []string{"--- ConfigMap " + c.Namespace + "/user-uid-map: 5 added, 0 removed, 0 changed", `+ user-alice: "10001"`, `+ user-john-smith: "10003"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := env.Kube.Client.CoreV1().ConfigMaps(c.Namespace).Get(context.Background(), "user-uid-map", metav1.GetOptions{}); err == nil {
+		t.Error("dry-run created user-uid-map")
+	}
+}
+
+// TestSizeGuard proves a map over the size limit is refused before the API
+// server sees it, with its size in the metric.
+func TestSizeGuard(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	c.MaxConfigMapBytes = 200
+	h := newHarness(t, c)
+	err := h.run(t)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "user-groups-map") {
+		t.Fatalf("RunOnce() = %v, want a size refusal naming user-groups-map", err)
+	}
+	if h.counter.Writes() != 0 {
+		t.Errorf("writes = %s, want none", h.counter)
+	}
+	if got := testutil.ToFloat64(h.pass.m.size.WithLabelValues("user-groups-map")); got <= 200 {
+		t.Errorf("size_bytes{user-groups-map} = %v, want > 200", got)
+	}
+	if got := testutil.ToFloat64(h.pass.m.refused.WithLabelValues(RefusedSize)); got < 1 {
+		t.Errorf("refused_total{size} = %v, want >= 1", got)
+	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := readFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
