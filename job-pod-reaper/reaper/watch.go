@@ -190,7 +190,7 @@ func (w *watch) schedule(pod *corev1.Pod) {
 		if v.Invalid != nil && w.inScope(pod.Namespace) {
 			r.reportInvalid(pod, v.Invalid)
 		}
-	case v.Expired:
+	case v.Expired || v.Warn:
 		r.queue.Add(keyOf(pod))
 	default:
 		r.queue.AddAfter(keyOf(pod), v.Next.Sub(now))

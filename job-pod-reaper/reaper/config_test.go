@@ -1,0 +1,113 @@
+package reaper
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kubehpc/kubehpc/pkg/app"
+)
+
+var tool = app.Tool{Name: ToolName, MetricsNamespace: "job_pod_reaper", Version: "test", EnvAliases: EnvAliases}
+
+func parse(t *testing.T, args []string, env map[string]string) (*Config, *app.Options, error) {
+	t.Helper()
+	c := &Config{}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o, err := app.Parse(tool, args, lookup, io.Discard, c)
+	return c, o, err
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, o, err := parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		NamespaceLabels: "app.kubernetes.io/name=open-ondemand", ObjectLabels: "app.kubernetes.io/managed-by=open-ondemand",
+		JobLabel: "job", AgeFrom: AgeFromCreation, WarnBefore: 10 * time.Minute, GracePeriodSeconds: -1,
+		MaxDeletionsPerPass: 100, OrphanMinAge: time.Minute,
+	}
+	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
+		t.Errorf("default Config (-want +got):\n%s", diff)
+	}
+	if o.Daemon.Once {
+		t.Errorf("Once = true by default")
+	}
+}
+
+func TestParseFlagsAndEnv(t *testing.T) {
+	args := []string{"--dry-run", "--reap-namespaces=user-a,user-b", "--namespace-labels=", "--object-labels=team=x",
+		"--job-label=none", "--default-lifetime=1h", "--max-lifetime=24h", "--age-from=start", "--warn-before=5m",
+		"--grace-period-seconds=0", "--orphan-min-age=2m",
+		// OSC flag names.
+		"--run-once", "--reap-max=7", "--reap-interval=90s"}
+	c, o, err := parse(t, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		DryRun: true, ReapNamespaces: []string{"user-a", "user-b"}, NamespaceLabels: "", ObjectLabels: "team=x", JobLabel: "none",
+		DefaultLifetime: time.Hour, MaxLifetime: 24 * time.Hour, AgeFrom: AgeFromStart, WarnBefore: 5 * time.Minute,
+		GracePeriodSeconds: 0, MaxDeletionsPerPass: 7, OrphanMinAge: 2 * time.Minute,
+	}
+	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
+		t.Errorf("Config (-want +got):\n%s", diff)
+	}
+	if !o.Daemon.Once || o.Daemon.Interval != 90*time.Second {
+		t.Errorf("daemon options = once %v interval %v, want true 90s", o.Daemon.Once, o.Daemon.Interval)
+	}
+	if got := c.namespaceList(); !cmp.Equal(got, []string{"user-a", "user-b"}) {
+		t.Errorf("namespaceList() = %v", got)
+	}
+
+	// The OSC environment variables, typo included, and our own prefix.
+	c, o, err = parse(t, nil, map[string]string{
+		"RUN_ONCE": "true", "REAP_INTERLVAL": "2m", "REAP_MAX": "3", "REAP_NAMESPACES": "all",
+		"NAMESPACE_LABELS": "", "OBJECT_LABELS": "a=b", "JOB_LABEL": "jobid", "JOB_POD_REAPER_DRY_RUN": "true",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Daemon.Once || o.Daemon.Interval != 2*time.Minute || c.MaxDeletionsPerPass != 3 || !c.DryRun ||
+		!cmp.Equal(c.ReapNamespaces, []string{"all"}) || c.NamespaceLabels != "" || c.ObjectLabels != "a=b" || c.JobLabel != "jobid" {
+		t.Errorf("from env: %+v once=%v interval=%v", c, o.Daemon.Once, o.Daemon.Interval)
+	}
+	if c.namespaceList() != nil {
+		t.Errorf("namespaceList() with all = %v, want nil (cluster-wide)", c.namespaceList())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"every namespace needs an opt-in", []string{"--namespace-labels="}, "explicit --reap-namespaces=all"},
+		{"bad namespace selector", []string{"--namespace-labels=a=b=c"}, "--namespace-labels"},
+		{"bad object selector", []string{"--object-labels=!!"}, "--object-labels"},
+		{"all with others", []string{"--reap-namespaces=all,user-a"}, "must be the only item"},
+		{"bad namespace name", []string{"--reap-namespaces=User_A"}, "not a namespace name"},
+		{"default over max", []string{"--default-lifetime=2h", "--max-lifetime=1h"}, "longer than --max-lifetime"},
+		{"bad age origin", []string{"--age-from=birth"}, "--age-from"},
+		{"negative cap", []string{"--max-deletions-per-pass=-1"}, "--max-deletions-per-pass"},
+		{"empty job label", []string{"--job-label="}, "--job-label"},
+		{"bad job label", []string{"--job-label=a b"}, "--job-label"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, err := parse(t, c.args, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Parse(%v) error = %v, want one containing %q", c.args, err, c.want)
+			}
+		})
+	}
+	if _, _, err := parse(t, []string{"--reap-namespaces=all", "--namespace-labels="}, nil); err != nil {
+		t.Errorf("explicit opt-in to every namespace: %v", err)
+	}
+}
