@@ -33,7 +33,9 @@ func TestOnceEveryAcceptedFormatExpires(t *testing.T) {
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0"}, true, time.Now())
 
 	accepted := slices.DeleteFunc(slices.Clone(pods), func(m made) bool { return !m.c.Accepted })
-	slices.SortFunc(accepted, func(a, b made) int { return a.pod.CreationTimestamp.Add(a.c.Duration).Compare(b.pod.CreationTimestamp.Add(b.c.Duration)) })
+	slices.SortFunc(accepted, func(a, b made) int {
+		return a.pod.CreationTimestamp.Add(a.c.Duration).Compare(b.pod.CreationTimestamp.Add(b.c.Duration))
+	})
 	for _, m := range accepted {
 		deadline := m.pod.CreationTimestamp.Add(m.c.Duration)
 		if !exists(t, KindPod, ns, m.pod.Name) {
