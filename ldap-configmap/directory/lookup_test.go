@@ -1,0 +1,96 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, testenv.Options{LDAP: true}, &env))
+}
+
+// TestLookupUserMatchesFullSync proves that looking up one user (what
+// namespace-bootstrap does at login) gives exactly the identity the full sync
+// computes, under every scheme, with nesting and per-mapper filters.
+func TestLookupUserMatchesFullSync(t *testing.T) {
+	base := func() Config {
+		c, _ := Preset("")
+		c.URL, c.BindDN, c.BindPassword = env.LDAP.URL, env.LDAP.BindDN, env.LDAP.Password
+		c.ConnectTimeout, c.Timeout, c.Paged, c.PageSize = 5*time.Second, 10*time.Second, true, 100
+		c.UserBaseDN, c.GroupBaseDN = "ou=people,dc=example,dc=org", "ou=groups,dc=example,dc=org"
+		return c
+	}
+	projects := func(scheme string, nested bool) Config {
+		c := base()
+		c.Scheme, c.Nested = scheme, nested
+		c.GroupBaseDN, c.GroupFilter = "ou=projects,dc=example,dc=org", "(objectClass=groupOfNames)"
+		return c
+	}
+	tests := map[string]Config{
+		"memberuid":       func() Config { c := base(); c.Scheme = SchemeMemberUID; return c }(),
+		"member nested":   projects(SchemeMember, true),
+		"member flat":     projects(SchemeMember, false),
+		"memberof nested": projects(SchemeMemberOf, true),
+		"memberuid with views": func() Config {
+			c := base()
+			c.Scheme = SchemeMemberUID
+			c.Overrides = map[string]View{MapperGroups: {GroupFilter: "(&(objectClass=posixGroup)(cn=pzs*))"},
+				MapperUID: {UserFilter: "(&(objectClass=posixAccount)(!(uid=bob)))"}}
+			return c
+		}(),
+	}
+	ctx := context.Background()
+	for name, cfg := range tests {
+		t.Run(name, func(t *testing.T) {
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			b, g, n := cfg.AnnotationViews()
+			snap, _, err := ReadAll(ctx, &cfg, []View{b, g, n})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := func(v View) Result {
+				return Resolve(&cfg, "user-", snap.Users[v.UserFilter], snap.Groups[v.GroupFilter])
+			}
+			full := AnnotationIdentities(res(b), res(g), res(n))
+			if len(full) < 4 {
+				t.Fatalf("full sync found %d users, want at least 4", len(full))
+			}
+			for _, user := range []string{"alice", "bob", "john.smith", "carol", "dave"} {
+				got, err := LookupUser(ctx, &cfg, "user-", user)
+				want, inFull := full[mustKey(t, user)]
+				if !inFull {
+					if !errors.Is(err, ErrNotFound) {
+						t.Errorf("LookupUser(%s) = %v, %v; want ErrNotFound (filtered out of the full sync)", user, got, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("LookupUser(%s) = %v", user, err)
+				}
+				if d := cmp.Diff(Annotations(want), Annotations(got)); d != "" {
+					t.Errorf("LookupUser(%s) annotations differ from the full sync (-full +lookup):\n%s", user, d)
+				}
+			}
+			if _, err := LookupUser(ctx, &cfg, "user-", "nobody"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("LookupUser(nobody) = %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func mustKey(t *testing.T, user string) string {
+	t.Helper()
+	m := map[string]string{"alice": "user-alice", "bob": "user-bob", "john.smith": "user-john-smith", "carol": "user-carol", "dave": "user-dave"}
+	return m[user]
+}

@@ -1,0 +1,122 @@
+package directory
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestResolve(t *testing.T) {
+	cfg := &Config{Scheme: SchemeMember, Nested: true}
+	u := func(dn, name, uid, gid string) User { return User{DN: dn, Name: name, UID: uid, GID: gid} }
+	tests := []struct {
+		name        string
+		scheme      string
+		nested      bool
+		users       []User
+		groups      []Group
+		want        map[string]Identity
+		wantSkipped []string
+	}{
+		{
+			name: "nested cycle, DN case and spacing ignored", scheme: SchemeMember, nested: true,
+			users: []User{u("uid=a,ou=p,dc=x", "a", "1", "1")},
+			groups: []Group{
+				{DN: "cn=g1,ou=g,dc=x", Name: "g1", GID: "101", Member: []string{"UID=A, OU=P, DC=X", "cn=g2,ou=g,dc=x"}},
+				{DN: "cn=g2,ou=g,dc=x", Name: "g2", GID: "102", Member: []string{"CN=G1,ou=g,dc=x"}},
+				{DN: "cn=g3,ou=g,dc=x", Name: "g3", GID: "103", Member: []string{"cn=g2,ou=g,dc=x"}},
+			},
+			want: map[string]Identity{"user-a": {User: "a", Namespace: "user-a", DN: "uid=a,ou=p,dc=x", UID: "1", GID: "1",
+				GIDs: []string{"1", "101", "102", "103"}, Groups: []string{"g1", "g2", "g3"}}},
+		},
+		{
+			name: "flat ignores nesting", scheme: SchemeMember,
+			users: []User{u("uid=a,dc=x", "a", "1", "101")},
+			groups: []Group{
+				{DN: "cn=g1,dc=x", Name: "g1", GID: "101", Member: []string{"uid=a,dc=x"}},
+				{DN: "cn=g2,dc=x", Name: "g2", GID: "102", Member: []string{"cn=g1,dc=x"}},
+			},
+			want: map[string]Identity{"user-a": {User: "a", Namespace: "user-a", DN: "uid=a,dc=x", UID: "1", GID: "101",
+				GIDs: []string{"101"}, Groups: []string{"g1"}}},
+		},
+		{
+			name: "memberuid case-insensitive, primary group named, numeric sort", scheme: SchemeMemberUID,
+			users: []User{u("uid=Ann,dc=x", "Ann", "0010", "900")},
+			groups: []Group{
+				{DN: "cn=big,dc=x", Name: "big", GID: "1000", MemberUID: []string{"ann"}},
+				{DN: "cn=small,dc=x", Name: "small", GID: "99", MemberUID: []string{"ANN"}},
+				{DN: "cn=prim,dc=x", Name: "prim", GID: "900"},
+			},
+			want: map[string]Identity{"user-ann": {User: "Ann", Namespace: "user-ann", DN: "uid=Ann,dc=x", UID: "10", GID: "900",
+				GIDs: []string{"99", "900", "1000"}, Groups: []string{"big", "prim", "small"}}},
+		},
+		{
+			name: "memberof with nesting through groups' memberOf", scheme: SchemeMemberOf, nested: true,
+			users: []User{{DN: "uid=a,dc=x", Name: "a", UID: "1", GID: "1", MemberOf: []string{"cn=g1,dc=x", "cn=outside,dc=y"}}},
+			groups: []Group{
+				{DN: "cn=g1,dc=x", Name: "g1", GID: "101", MemberOf: []string{"cn=g2,dc=x"}},
+				{DN: "cn=g2,dc=x", Name: "g2", GID: "102", MemberOf: []string{"cn=g1,dc=x"}},
+			},
+			want: map[string]Identity{"user-a": {User: "a", Namespace: "user-a", DN: "uid=a,dc=x", UID: "1", GID: "1",
+				GIDs: []string{"1", "101", "102"}, Groups: []string{"g1", "g2"}}},
+		},
+		{
+			name: "bad entries skipped, the rest resolved", scheme: SchemeMemberUID,
+			users: []User{
+				u("uid=ok,dc=x", "ok", "1", "1"),
+				u("uid=n,dc=x", "", "2", "2"),
+				u("uid=x_y,dc=x", "x_y", "3", "3"),
+				u("uid=nouid,dc=x", "nouid", "", "3"),
+				u("uid=neg,dc=x", "neg", "-4", "4"),
+				u("uid=big,dc=x", "big", "4294967296", "4"),
+				u("uid=nogid,dc=x", "nogid", "5", ""),
+				u("uid=badgid,dc=x", "badgid", "5", "x"),
+				u("uid=d.d,dc=x", "d.d", "6", "6"),
+				u("uid=d@d,dc=x", "d@d", "7", "7"),
+			},
+			groups: []Group{
+				{DN: "cn=g,dc=x", Name: "g", GID: "101", MemberUID: []string{"ok"}},
+				{DN: "cn=noname,dc=x", GID: "102", MemberUID: []string{"ok"}},
+				{DN: "cn=comma,dc=x", Name: "a,b", GID: "103", MemberUID: []string{"ok"}},
+				{DN: "cn=nogid,dc=x", Name: "nogid", MemberUID: []string{"ok"}},
+				{DN: "cn=badgid,dc=x", Name: "badgid", GID: "1e3", MemberUID: []string{"ok"}},
+			},
+			want: map[string]Identity{"user-ok": {User: "ok", Namespace: "user-ok", DN: "uid=ok,dc=x", UID: "1", GID: "1",
+				GIDs: []string{"1", "101"}, Groups: []string{"g"}}},
+			wantSkipped: []string{
+				SkipGroupMissingName, SkipGroupInvalidName, SkipGroupMissingGID, SkipGroupInvalidGID,
+				SkipMissingName, SkipInvalidUsername, SkipMissingUID, SkipInvalidUID, SkipInvalidUID,
+				SkipMissingGID, SkipInvalidGID, SkipDuplicateKey, SkipDuplicateKey,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := *cfg
+			c.Scheme, c.Nested = tt.scheme, tt.nested
+			res := Resolve(&c, "user-", tt.users, tt.groups)
+			if d := cmp.Diff(tt.want, res.Identities); d != "" {
+				t.Errorf("Resolve() identities (-want +got):\n%s", d)
+			}
+			var reasons []string
+			for _, s := range res.Skipped {
+				reasons = append(reasons, s.Reason)
+			}
+			if d := cmp.Diff(tt.wantSkipped, reasons); d != "" {
+				t.Errorf("Resolve() skip reasons (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
+func TestAnnotations(t *testing.T) {
+	got := Annotations(Identity{User: "john.smith", UID: "10003", GID: "10003", Home: "/home/john.smith",
+		GIDs: []string{"10003", "20002"}, Groups: []string{"hpcusers", "pzs0002"}})
+	want := map[string]string{
+		"kubehpc.io/uid": "10003", "kubehpc.io/gid": "10003", "kubehpc.io/gids": ",10003,20002,",
+		"kubehpc.io/groups": ",hpcusers,pzs0002,", "kubehpc.io/home": "/home/john.smith", "kubehpc.io/user": "john.smith",
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Annotations() (-want +got):\n%s", d)
+	}
+}
