@@ -5,4 +5,6 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-func kubernetesFor(cfg *rest.Config) (kubernetes.Interface, error) { return kubernetes.NewForConfig(cfg) }
+func kubernetesFor(cfg *rest.Config) (kubernetes.Interface, error) {
+	return kubernetes.NewForConfig(cfg)
+}
