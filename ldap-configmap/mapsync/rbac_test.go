@@ -1,0 +1,81 @@
+package mapsync
+
+import (
+	"context"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap/zaptest"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+// TestRBAC proves the exact permissions the tool needs (the ones the chart
+// grants): a service account with only these syncs every output and removes
+// stale annotations.
+func TestRBAC(t *testing.T) {
+	ctx := context.Background()
+	c := testConfig(t, env.LDAP)
+	c.NamespaceAnnotations = true
+	c.UserPrefix = "rb-"
+	userNamespaces(t, "rb-alice")
+	createNamespace(t, "rb-gone", map[string]string{"kubehpc.io/user": "gone", "kubehpc.io/uid": "1"})
+	saNS := env.Namespace(t, "lcm-sa-", nil)
+	var names []string
+	for _, m := range c.Mappers {
+		names = append(names, ConfigMapName(m))
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: ToolName}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: names, Verbs: []string{"get", "create", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+	}}
+	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ToolName + "-" + c.Namespace}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "patch"}},
+	}}
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: ToolName, Namespace: saNS}}
+	k := env.Kube.Client
+	if _, err := k.RbacV1().Roles(c.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RbacV1().RoleBindings(c.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ToolName},
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: ToolName}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.RbacV1().ClusterRoles().Delete(ctx, cr.Name, metav1.DeleteOptions{}) })
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: cr.Name},
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}, Subjects: subject}
+	if _, err := k.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.RbacV1().ClusterRoleBindings().Delete(ctx, crb.Name, metav1.DeleteOptions{}) })
+
+	sa, err := testenv.ClientFor(env.Kube.ServiceAccountConfig(saNS, ToolName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(c, Deps{Client: sa, Log: zaptest.NewLogger(t), Registry: prometheus.NewRegistry(), Recorder: record.NewFakeRecorder(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := p.RunOnce(ctx); err != nil {
+			t.Fatalf("pass %d as the service account: %v", i+1, err)
+		}
+	}
+	if got := readMaps(t, c.Namespace)[ConfigMapName(directory.MapperUID)]["rb-alice"]; got != "10001" {
+		t.Errorf("user-uid-map[rb-alice] = %q, want 10001", got)
+	}
+	if got := nsAnnotations(t, "rb-alice")["kubehpc.io/uid"]; got != "10001" {
+		t.Errorf("rb-alice uid annotation = %q, want 10001", got)
+	}
+	if got := nsAnnotations(t, "rb-gone"); len(got) != 0 {
+		t.Errorf("rb-gone annotations = %v, want none", got)
+	}
+}
