@@ -1,0 +1,89 @@
+package bootstrap
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kubehpc/kubehpc/pkg/app"
+)
+
+var testTool = app.Tool{Name: "namespace-bootstrap", MetricsNamespace: "namespace_bootstrap", EnvAliases: EnvAliases}
+
+// TestParse parses argv and the environment through app.Parse, as main
+// does, and asserts the resulting configuration: flags, NAMESPACE_BOOTSTRAP_*
+// variables, and the hook.env names of Open OnDemand's own hook.
+func TestParse(t *testing.T) {
+	environ := map[string]string{
+		"NAMESPACE_PREFIX":                       "ood-",
+		"K8S_USERNAME_PREFIX":                    "oidc:",
+		"NETWORK_POLICY_ALLOW_CIDR":              "10.1.0.5/32,10.1.0.6/32",
+		"USE_JOB_POD_REAPER":                     "true",
+		"NAMESPACE_BOOTSTRAP_RESOURCE_QUOTA":     "requests.cpu=4",
+		"NAMESPACE_BOOTSTRAP_LDAP_URL":           "ldaps://ldap.example.org",
+		"NAMESPACE_BOOTSTRAP_LDAP_USER_BASE_DN":  "ou=people,dc=example,dc=org",
+		"NAMESPACE_BOOTSTRAP_LDAP_GROUP_BASE_DN": "ou=groups,dc=example,dc=org",
+	}
+	lookup := func(k string) (string, bool) { v, ok := environ[k]; return v, ok }
+	c := &Config{}
+	o, err := app.Parse(testTool, []string{"--user", "John.Smith", "--egress-deny", "--egress-allow-ports", "53/udp,443",
+		"--pod-security-enforce", "restricted", "--terminating-timeout", "30s"}, lookup, io.Discard, c)
+	if err != nil {
+		t.Fatalf("Parse() = %v", err)
+	}
+	if !o.Daemon.Once {
+		t.Errorf("--user did not imply --once")
+	}
+	want := &Config{
+		User: "John.Smith", NamespacePrefix: "ood-", UsernamePrefix: "oidc:",
+		NamespaceLabels: map[string]string{"app.kubernetes.io/name": "open-ondemand"},
+		UserClusterRole: "ood-user", InitializerClusterRole: "ood-initializer",
+		JobPodReaper: true, JobPodReaperServiceAccount: "job-pod-reaper", JobPodReaperNamespace: "job-pod-reaper", JobPodReaperClusterRole: "job-pod-reaper",
+		NetworkPolicyAllowCIDRs: []string{"10.1.0.5/32", "10.1.0.6/32"},
+		EgressDeny:              true, EgressAllowPorts: []string{"53/udp", "443"},
+		PodSecurityEnforce: "restricted", ResourceQuota: map[string]string{"requests.cpu": "4"},
+		TerminatingTimeout: 30 * time.Second, Reconcile: true, ReconcileWorkers: 4,
+		RateLimit: 6, RateBurst: 3, RequestTimeout: 2 * time.Minute,
+		egressPorts: []Port{{53, "UDP"}, {443, "TCP"}},
+	}
+	want.LDAP = c.LDAP // checked below
+	opts := []cmp.Option{cmp.AllowUnexported(Config{}), cmpopts.EquateEmpty()}
+	if diff := cmp.Diff(want, c, opts...); diff != "" {
+		t.Errorf("Parse() config (-want +got):\n%s", diff)
+	}
+	if c.LDAP.URL != "ldaps://ldap.example.org" || c.LDAP.UserFilter != "(&(objectClass=posixAccount)(uid=%s))" || c.LDAP.Timeout != 5*time.Second {
+		t.Errorf("LDAP config = %+v", c.LDAP)
+	}
+}
+
+// TestParseErrors names each bad configuration and its error.
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "invalid user", args: []string{"--user", "a_b"}, want: "--user: invalid username"},
+		{name: "hook and service", args: []string{"--user", "alice", "--listen-address", ":8443", "--tls-cert-file", "c", "--tls-key-file", "k"}, want: "exclude each other"},
+		{name: "service without TLS", args: []string{"--listen-address", ":8443"}, want: "only speaks HTTPS"},
+		{name: "bad CIDR", args: []string{"--network-policy-allow-cidrs", "10.0.0.1"}, want: `CIDR "10.0.0.1"`},
+		{name: "bad port", args: []string{"--egress-allow-ports", "53/ICMP"}, want: "protocol must be TCP, UDP or SCTP"},
+		{name: "bad PSA level", args: []string{"--pod-security-enforce", "strict"}, want: "want privileged, baseline or restricted"},
+		{name: "pull secret without file", args: []string{"--image-pull-secret", "reg"}, want: "go together"},
+		{name: "bad prefix", args: []string{"--namespace-prefix", "User_"}, want: "--namespace-prefix"},
+		{name: "LDAP without bases", args: []string{"--ldap-url", "ldap://x"}, want: "--ldap-user-base-dn is required"},
+		{name: "LDAP filter", args: []string{"--ldap-url", "ldap://x", "--ldap-user-base-dn", "a", "--ldap-group-base-dn", "b", "--ldap-user-filter", "(uid=*)"}, want: "must contain %s exactly once"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := app.Parse(testTool, tt.args, func(string) (string, bool) { return "", false }, io.Discard, &Config{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse(%v) = %v, want error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
