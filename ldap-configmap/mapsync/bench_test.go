@@ -1,0 +1,191 @@
+package mapsync
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/kubeclient"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+// peakRSSMB is this process's peak resident set (VmHWM), in MB.
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+type benchEnv struct {
+	slapd   *testenv.Slapd
+	cfg     *Config
+	pass    *Pass
+	counter *kubeclient.RequestCounter
+}
+
+func setupBench(b *testing.B, users, groups, perUser int, mappers []string, namespaces int) *benchEnv {
+	b.Helper()
+	ctx := context.Background()
+	sfx := "dc=bench,dc=org"
+	s, err := testenv.StartSlapd(ctx, testenv.SlapdOptions{Suffix: sfx, LDIF: testenv.GenerateDirectory(sfx, users, groups, perUser)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Stop)
+	c := NewConfig()
+	c.URL, c.BindDN, c.BindPassword = s.URL, s.BindDN, s.Password
+	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+sfx, "ou=groups,"+sfx
+	c.Scheme = directory.SchemeMemberUID
+	c.Mappers = mappers
+	c.Workers = 16
+	c.Namespace = env.Namespace(b, "lcm-bench-", nil)
+	if namespaces > 0 {
+		c.NamespaceAnnotations = true
+		c.UserPrefix = fmt.Sprintf("b%d-", os.Getpid()%1000)
+		createNamespaces(b, c.UserPrefix, namespaces)
+	}
+	if err := c.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	restCfg, counter := kubeclient.Count(env.Kube.Config)
+	restCfg.QPS, restCfg.Burst = 500, 1000
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := New(c, Deps{Client: client, Log: zap.NewNop(), Registry: prometheus.NewRegistry(), Recorder: record.NewFakeRecorder(100000)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &benchEnv{slapd: s, cfg: c, pass: p, counter: counter}
+}
+
+// createNamespaces makes n user namespaces (user00000 …) concurrently.
+func createNamespaces(b *testing.B, prefix string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				name := fmt.Sprintf("%suser%05d", prefix, i*(50000/max(n, 1)))
+				_, err := env.Kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		list, _ := env.Kube.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		for _, ns := range list.Items {
+			if strings.HasPrefix(ns.Name, prefix) {
+				_ = env.Kube.Client.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
+			}
+		}
+	})
+}
+
+// step runs one pass and reports its duration, API requests, API writes
+// and LDAP round trips under name.
+func (e *benchEnv) step(b *testing.B, name string, wantErr bool) {
+	b.Helper()
+	e.counter.Reset()
+	start := time.Now()
+	err := e.pass.RunOnce(context.Background())
+	if (err != nil) != wantErr {
+		b.Fatalf("%s: RunOnce() = %v, want error %v", name, err, wantErr)
+	}
+	b.ReportMetric(time.Since(start).Seconds(), name+"_s")
+	b.ReportMetric(float64(e.counter.Total()), name+"_api_requests")
+	b.ReportMetric(float64(e.counter.Writes()), name+"_api_writes")
+	b.ReportMetric(float64(e.pass.LastLDAPRequests.Load()), name+"_ldap_requests")
+}
+
+func (e *benchEnv) changeOneUser(b *testing.B) {
+	b.Helper()
+	err := e.slapd.Modify(context.Background(), "dn: uid=user00000,ou=people,"+e.slapd.Suffix+
+		"\nchangetype: modify\nreplace: homeDirectory\nhomeDirectory: /home2/user00000\n")
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkConfigMaps: every mapper at the largest round size whose maps all
+// fit in 1 MiB (5,000 users, 500 groups, 10 groups each).
+func BenchmarkConfigMaps(b *testing.B) {
+	for range b.N {
+		e := setupBench(b, 5000, 500, 10, append([]string(nil), directory.Mappers...), 0)
+		e.step(b, "cold", false)
+		e.step(b, "unchanged", false)
+		if w := e.counter.Writes(); w != 0 {
+			b.Fatalf("unchanged pass made %d writes (%s), want 0", w, e.counter)
+		}
+		e.changeOneUser(b)
+		e.step(b, "one_changed", false)
+		for _, m := range directory.Mappers {
+			size := testutil.ToFloat64(e.pass.m.size.WithLabelValues(ConfigMapName(m)))
+			b.ReportMetric(size/5000, m+"_bytes/user")
+		}
+		b.ReportMetric(peakRSSMB(), "peak_rss_MB")
+	}
+}
+
+// BenchmarkDirectory50k: the scale, 50,000 users and 5,000 groups
+// (10 each). Every map is over 1 MiB at this size, so the ConfigMaps are
+// refused (the pass fails with the size error, maps untouched) while the
+// namespace annotations, which have no ceiling, are written for the 5,000
+// users that have a namespace.
+func BenchmarkDirectory50k(b *testing.B) {
+	for range b.N {
+		e := setupBench(b, 50000, 5000, 10, []string{directory.MapperUID, directory.MapperGIDs, directory.MapperGroups}, 5000)
+		e.step(b, "cold", true)
+		e.step(b, "unchanged", true)
+		if w := e.counter.Writes(); w != 0 {
+			b.Fatalf("unchanged pass made %d writes (%s), want 0", w, e.counter)
+		}
+		e.changeOneUser(b)
+		e.step(b, "one_changed", true)
+		for _, m := range e.cfg.Mappers {
+			size := testutil.ToFloat64(e.pass.m.size.WithLabelValues(ConfigMapName(m)))
+			b.ReportMetric(size/50000, m+"_bytes/user")
+		}
+		b.ReportMetric(testutil.ToFloat64(e.pass.m.annotated), "annotated_namespaces")
+		b.ReportMetric(peakRSSMB(), "peak_rss_MB")
+	}
+}
