@@ -1,0 +1,373 @@
+{{- /*
+Shared helpers of the kubehpc tool charts. This file is identical in every
+tool chart (ldap-configmap, job-pod-reaper, namespace-reaper,
+namespace-bootstrap); charts/tests checks that the copies do not drift. Each
+chart adds its own "<chart>.args", "<chart>.env", "<chart>.volumes" and
+"<chart>.volumeMounts" templates, which kubehpc.workload includes.
+*/ -}}
+
+{{/* The chart's name: the tool's name unless nameOverride is set. */}}
+{{- define "kubehpc.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+The name of the tool's objects. It defaults to the tool's name, not
+<release>-<tool>: Open OnDemand's hook and namespace-bootstrap bind the
+ClusterRole and ServiceAccount by these names.
+*/}}
+{{- define "kubehpc.fullname" -}}
+{{- default (include "kubehpc.name" .) .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubehpc.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubehpc.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kubehpc.labels" -}}
+{{ include "kubehpc.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/component: {{ .Chart.Name }}
+app.kubernetes.io/part-of: kubehpc
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "kubehpc.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "kubehpc.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubehpc.image" -}}
+{{- $registry := .Values.image.registry | default ((.Values.global).imageRegistry) | default "" -}}
+{{- $repo := .Values.image.repository -}}
+{{- if $registry }}{{ $repo = printf "%s/%s" $registry $repo }}{{ end -}}
+{{- if .Values.image.digest -}}
+{{ $repo }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ $repo }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end -}}
+
+{{/* True when the tool runs as a CronJob (one pass per run, --once). */}}
+{{- define "kubehpc.isCronJob" -}}
+{{- if eq .Values.mode "cronjob" }}true{{ end -}}
+{{- end -}}
+
+{{/* The admin port (/metrics, /healthz, /readyz). */}}
+{{- define "kubehpc.adminPort" -}}
+{{- .Values.metrics.port | default 8080 -}}
+{{- end -}}
+
+{{/* The run flags every tool shares (pkg/daemon, pkg/logging). */}}
+{{- define "kubehpc.runArgs" -}}
+- --log-format={{ .Values.logFormat }}
+- --log-level={{ .Values.logLevel }}
+- --admin-address=:{{ include "kubehpc.adminPort" . }}
+{{- if include "kubehpc.isCronJob" . }}
+- --once
+{{- else }}
+{{- if .Values.schedule }}
+- --schedule={{ .Values.schedule }}
+{{- else if .Values.interval }}
+- --interval={{ .Values.interval }}
+{{- end }}
+{{- if .Values.leaderElection.enabled }}
+- --leader-elect
+- --leader-elect-namespace={{ .Release.Namespace }}
+- --leader-elect-lease-name={{ include "kubehpc.fullname" . }}
+{{- end }}
+{{- end }}
+{{- if .Values.dryRun }}
+- --dry-run
+{{- end }}
+{{- end -}}
+
+{{- define "kubehpc.checkValues" -}}
+{{- if and (not (include "kubehpc.isCronJob" .)) (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
+{{- fail (printf "%s: replicaCount %d needs leaderElection.enabled=true (otherwise several replicas would act at once)" .Chart.Name (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The pod template of the Deployment or the CronJob's Job. */}}
+{{- define "kubehpc.podTemplate" -}}
+metadata:
+  labels:
+    {{- include "kubehpc.selectorLabels" . | nindent 4 }}
+    app.kubernetes.io/part-of: kubehpc
+    {{- with .Values.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  annotations:
+    checksum/values: {{ toJson .Values | sha256sum | trunc 16 }}
+    {{- with .Values.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "kubehpc.serviceAccountName" . }}
+  automountServiceAccountToken: true
+  enableServiceLinks: false
+  {{- if include "kubehpc.isCronJob" . }}
+  restartPolicy: {{ .Values.cronJob.restartPolicy }}
+  {{- end }}
+  {{- with (.Values.imagePullSecrets | default ((.Values.global).imagePullSecrets)) }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.priorityClassName }}
+  priorityClassName: {{ . }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: {{ .Chart.Name }}
+      image: {{ include "kubehpc.image" . | quote }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        {{- include "kubehpc.runArgs" . | trim | nindent 8 }}
+        {{- with (include (printf "%s.args" .Chart.Name) . | trim) }}{{ . | nindent 8 }}{{ end }}
+        {{- with .Values.extraArgs }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      env:
+        - name: POD_NAMESPACE
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.namespace
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        {{- with (include (printf "%s.env" .Chart.Name) . | trim) }}{{ . | nindent 8 }}{{ end }}
+        {{- with .Values.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: admin
+          containerPort: {{ include "kubehpc.adminPort" . }}
+          protocol: TCP
+        {{- with (include (printf "%s.ports" .Chart.Name) . | trim) }}{{ . | nindent 8 }}{{ end }}
+      {{- if not (include "kubehpc.isCronJob" .) }}
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: admin
+        periodSeconds: 20
+        failureThreshold: 3
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: admin
+        periodSeconds: 10
+      {{- end }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      resources:
+        {{- toYaml .Values.resources | nindent 8 }}
+      volumeMounts:
+        - name: tmp
+          mountPath: /tmp
+        {{- with (include (printf "%s.volumeMounts" .Chart.Name) . | trim) }}{{ . | nindent 8 }}{{ end }}
+        {{- with .Values.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: 64Mi
+    {{- with (include (printf "%s.volumes" .Chart.Name) . | trim) }}{{ . | nindent 4 }}{{ end }}
+    {{- with .Values.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with .Values.nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with .Values.tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The Deployment or the CronJob, chosen by .Values.mode. */}}
+{{- define "kubehpc.workload" -}}
+{{- include "kubehpc.checkValues" . -}}
+{{- if include "kubehpc.isCronJob" . }}
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: {{ include "kubehpc.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  schedule: {{ .Values.cronJob.schedule | quote }}
+  {{- with .Values.cronJob.timeZone }}
+  timeZone: {{ . | quote }}
+  {{- end }}
+  concurrencyPolicy: Forbid
+  startingDeadlineSeconds: {{ .Values.cronJob.startingDeadlineSeconds }}
+  successfulJobsHistoryLimit: {{ .Values.cronJob.successfulJobsHistoryLimit }}
+  failedJobsHistoryLimit: {{ .Values.cronJob.failedJobsHistoryLimit }}
+  suspend: {{ .Values.cronJob.suspend }}
+  jobTemplate:
+    metadata:
+      labels:
+        {{- include "kubehpc.labels" . | nindent 8 }}
+    spec:
+      backoffLimit: {{ .Values.cronJob.backoffLimit }}
+      {{- with .Values.cronJob.activeDeadlineSeconds }}
+      activeDeadlineSeconds: {{ . }}
+      {{- end }}
+      ttlSecondsAfterFinished: {{ .Values.cronJob.ttlSecondsAfterFinished }}
+      template:
+        {{- include "kubehpc.podTemplate" . | nindent 8 }}
+{{- else }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "kubehpc.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  replicas: {{ .Values.replicaCount }}
+  revisionHistoryLimit: 3
+  strategy:
+    type: {{ if .Values.leaderElection.enabled }}RollingUpdate{{ else }}Recreate{{ end }}
+  selector:
+    matchLabels:
+      {{- include "kubehpc.selectorLabels" . | nindent 6 }}
+  template:
+    {{- include "kubehpc.podTemplate" . | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{/* ServiceAccount, metrics Service, ServiceMonitor, PodDisruptionBudget and the leader-election Role. */}}
+{{- define "kubehpc.common" -}}
+{{- if .Values.serviceAccount.create }}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "kubehpc.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+  {{- with .Values.serviceAccount.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: false
+{{- end }}
+{{- if and (not (include "kubehpc.isCronJob" .)) .Values.metrics.service.enabled }}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "kubehpc.fullname" . }}-metrics
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+  {{- with .Values.metrics.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: ClusterIP
+  selector:
+    {{- include "kubehpc.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: admin
+      port: {{ include "kubehpc.adminPort" . }}
+      targetPort: admin
+      protocol: TCP
+{{- if .Values.metrics.serviceMonitor.enabled }}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: {{ include "kubehpc.fullname" . }}
+  namespace: {{ .Values.metrics.serviceMonitor.namespace | default .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+    {{- with .Values.metrics.serviceMonitor.labels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+spec:
+  namespaceSelector:
+    matchNames:
+      - {{ .Release.Namespace }}
+  selector:
+    matchLabels:
+      {{- include "kubehpc.selectorLabels" . | nindent 6 }}
+  endpoints:
+    - port: admin
+      path: /metrics
+      interval: {{ .Values.metrics.serviceMonitor.interval }}
+      scrapeTimeout: {{ .Values.metrics.serviceMonitor.scrapeTimeout }}
+{{- end }}
+{{- end }}
+{{- if and (not (include "kubehpc.isCronJob" .)) .Values.podDisruptionBudget.enabled }}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "kubehpc.fullname" . }}
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  {{- if .Values.podDisruptionBudget.minAvailable }}
+  minAvailable: {{ .Values.podDisruptionBudget.minAvailable }}
+  {{- else }}
+  maxUnavailable: {{ .Values.podDisruptionBudget.maxUnavailable | default 1 }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "kubehpc.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- if and .Values.rbac.create (not (include "kubehpc.isCronJob" .)) .Values.leaderElection.enabled }}
+---
+# Leader election: one Lease named after the tool in the release namespace.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ include "kubehpc.fullname" . }}-leader-election
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+rules:
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    verbs: ["create"]
+  - apiGroups: ["coordination.k8s.io"]
+    resources: ["leases"]
+    resourceNames: [{{ include "kubehpc.fullname" . | quote }}]
+    verbs: ["get", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ include "kubehpc.fullname" . }}-leader-election
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ include "kubehpc.fullname" . }}-leader-election
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "kubehpc.serviceAccountName" . }}
+    namespace: {{ .Release.Namespace }}
+{{- end }}
+{{- end -}}

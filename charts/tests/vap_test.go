@@ -1,0 +1,275 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+var seq atomic.Int64
+
+// goodPod is a well-formed pod of u: their UID and GID everywhere, one of
+// their groups as supplemental group and account, a walltime, requests and
+// limits, an allowed image and hostPaths, nothing privileged.
+func goodPod(u *user) *corev1.Pod {
+	uid, _ := strconv.ParseInt(u.UID, 10, 64)
+	gid, _ := strconv.ParseInt(u.GID, 10, 64)
+	var sup []int64
+	for _, g := range u.GIDs[1:] {
+		n, _ := strconv.ParseInt(g, 10, 64)
+		sup = append(sup, n)
+	}
+	strict := corev1.SupplementalGroupsPolicyStrict
+	res := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+		Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("2Gi")},
+	}
+	csc := &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "job-",
+			Labels:       map[string]string{"account": u.Groups[len(u.Groups)-1], "job": "1234"},
+			Annotations:  map[string]string{"pod.kubernetes.io/lifetime": "01h00m00s"},
+		},
+		Spec: corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsUser: &uid, RunAsGroup: &gid, FSGroup: &gid, RunAsNonRoot: ptr(true),
+				SupplementalGroups: sup, SupplementalGroupsPolicy: &strict,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
+			InitContainers: []corev1.Container{{Name: "init", Image: "registry.example.org/hpc/init:1", Resources: res, SecurityContext: csc.DeepCopy()}},
+			Containers: []corev1.Container{{
+				Name: "main", Image: "registry.example.org/hpc/jupyter:1", Resources: res, SecurityContext: csc.DeepCopy(),
+				Ports: []corev1.ContainerPort{{ContainerPort: 8888}},
+				VolumeMounts: []corev1.VolumeMount{
+					{Name: "scratch", MountPath: "/fs/scratch"}, {Name: "home", MountPath: "/home"}, {Name: "apps", MountPath: "/apps", ReadOnly: true},
+				},
+			}},
+			Volumes: []corev1.Volume{
+				{Name: "scratch", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/fs/scratch/" + u.Name}}},
+				{Name: "home", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/users/" + u.Name}}},
+				{Name: "apps", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/apps"}}},
+			},
+		},
+	}
+}
+
+// attack is one pod of the catalogue: a change to the good pod, and the
+// words the denial must contain.
+type attack struct {
+	name   string
+	mutate func(p *corev1.Pod)
+	want   string
+}
+
+// attacks is the catalogue of the issue, and more, for user alice (UID and
+// GID 10001, GIDs 10001 and 20001, groups alice and pzs0001).
+var attacks = []attack{
+	// The test API server runs without --allow-privileged, so it rejects a
+	// privileged pod itself before admission; the policy's own rule is proven
+	// by the Kyverno CLI evaluating the same ValidatingAdmissionPolicy
+	// (TestKyvernoCLI).
+	{"privileged", func(p *corev1.Pod) {
+		p.Spec.Containers[0].SecurityContext.Privileged = ptr(true)
+		p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+	}, "privileged"},
+	{"hostPath /etc", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/etc" }, "hostPath volumes are only allowed under /fs/scratch, /apps and the user home directory; not allowed: /etc"},
+	{"hostPath prefix without a component boundary", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/fs/scratchx" }, "not allowed: /fs/scratchx"},
+	{"hostPath another user's home", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/users/bob" }, "not allowed: /users/bob"},
+	{"hostPath root", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/" }, "not allowed: /"},
+	{"hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, "host namespaces are not allowed"},
+	{"hostPID", func(p *corev1.Pod) { p.Spec.HostPID = true }, "host namespaces are not allowed"},
+	{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }, "host namespaces are not allowed"},
+	{"hostPort", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].HostPort = 8888 }, "host ports are not allowed: main"},
+	{"privilege escalation", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr(true) }, "allowPrivilegeEscalation must be false in every container; not in: main"},
+	{"privilege escalation unset", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.AllowPrivilegeEscalation = nil }, "allowPrivilegeEscalation must be false in every container; not in: init"},
+	{"added capability", func(p *corev1.Pod) {
+		p.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
+	}, "adding capabilities is not allowed: main"},
+	{"runAsUser of another user", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(10002)) }, "runAsUser must be 10001, the LDAP UID of alice"},
+	{"container runAsUser of another user", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.RunAsUser = ptr(int64(10002)) }, "wrong or unset in: main"},
+	{"init container as root", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001, the LDAP UID of alice, in the pod securityContext or in every container; wrong or unset in: init"},
+	{"root", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001"},
+	{"runAsUser unset", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = nil }, "wrong or unset in: main, init"},
+	{"runAsNonRoot false", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsNonRoot = ptr(false) }, "runAsNonRoot must be true"},
+	{"runAsGroup of another group", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsGroup = ptr(int64(0)) }, "runAsGroup must be 10001, the primary LDAP GID of alice"},
+	{"fsGroup of another group", func(p *corev1.Pod) { p.Spec.SecurityContext.FSGroup = ptr(int64(20002)) }, "spec.securityContext.fsGroup must be 10001"},
+	{"supplemental group the user lacks", func(p *corev1.Pod) {
+		p.Spec.SecurityContext.SupplementalGroups = append(p.Spec.SecurityContext.SupplementalGroups, 20002)
+	}, "supplementalGroups may only hold the LDAP groups of alice; not theirs: 20002"},
+	{"supplemental group that is a substring of one of the user's", func(p *corev1.Pod) {
+		p.Spec.SecurityContext.SupplementalGroups = []int64{2000}
+	}, "not theirs: 2000"},
+	{"supplementalGroupsPolicy not Strict", func(p *corev1.Pod) { p.Spec.SecurityContext.SupplementalGroupsPolicy = nil }, "supplementalGroupsPolicy must be Strict"},
+	{"account the user is not in", func(p *corev1.Pod) { p.Labels["account"] = "pzs0002" }, "account pzs0002 is not one of the LDAP groups of alice"},
+	{"account that is a substring of the user's", func(p *corev1.Pod) { p.Labels["account"] = "pzs000" }, "account pzs000 is not one of the LDAP groups of alice"},
+	{"no account", func(p *corev1.Pod) { delete(p.Labels, "account") }, "the label 'account' (the project account the pod charges) is required"},
+	{"no lifetime", func(p *corev1.Pod) { delete(p.Annotations, "pod.kubernetes.io/lifetime") }, "the walltime annotation pod.kubernetes.io/lifetime is required"},
+	{"lifetime over the max", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "48h" }, "pod.kubernetes.io/lifetime 48h is over the maximum of 24h"},
+	{"lifetime in days", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "1d" }, "pod.kubernetes.io/lifetime 1d is not a positive duration"},
+	{"no limits", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits = nil }, "every container needs CPU and memory requests and limits; missing in: main"},
+	{"no memory limit", func(p *corev1.Pod) { delete(p.Spec.InitContainers[0].Resources.Limits, corev1.ResourceMemory) }, "missing in: init"},
+	{"CPU limit over the max", func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("16")
+	}, "CPU requests and limits may be at most 8 and memory at most 32Gi per container; over in: main"},
+	{"memory over the max", func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("64Gi")
+		p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("33Gi")
+	}, "over in: main"},
+	{"untrusted registry", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "evil.example.com/miner:1" }, "images may only come from registry.example.org, docker.io/library; not allowed: main"},
+	{"registry name as a prefix of another host", func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "registry.example.org.evil.com/x:1" }, "not allowed: init"},
+	{"unqualified image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "busybox" }, "not allowed: main"},
+}
+
+// TestVAPAttackCatalogue proves, on the real API server, that each attack is
+// rejected with a clear message and a well-formed pod of the user is admitted.
+func TestVAPAttackCatalogue(t *testing.T) {
+	installUmbrella(t)
+	alice := newUser(t, "alice", "10001", "10001", []string{"10001", "20001"}, []string{"alice", "pzs0001"})
+	ctx := context.Background()
+	if _, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(ctx, goodPod(alice), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create a well-formed pod as alice: %v", err)
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			p := goodPod(alice)
+			a.mutate(p)
+			_, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(ctx, p, metav1.CreateOptions{})
+			if !isDenied(err, a.want) {
+				t.Errorf("create pod (%s) as alice: err = %v, want a denial containing %q", a.name, err, a.want)
+			}
+		})
+	}
+}
+
+// TestVAPUserMissing proves a user with no identity (not in LDAP, or not yet
+// synced) is denied with a message that says so.
+func TestVAPUserMissing(t *testing.T) {
+	installUmbrella(t)
+	nobody := newUser(t, "dave", "", "", []string{"10009"}, []string{"dave"})
+	p := goodPod(&user{Name: "dave", UID: "10009", GID: "10009", GIDs: []string{"10009"}, Groups: []string{"dave"}})
+	p.Spec.SecurityContext.SupplementalGroups = nil
+	_, err := nobody.Client.CoreV1().Pods(nobody.Namespace).Create(context.Background(), p, metav1.CreateOptions{})
+	want := "namespace " + nobody.Namespace + " has no LDAP identity (kubehpc.io/uid annotation missing or invalid): the user is not in LDAP, or ldap-configmap has not synced them yet"
+	if !isDenied(err, want) {
+		t.Errorf("create pod in a namespace without identity: err = %v, want %q", err, want)
+	}
+}
+
+// TestVAPScope proves the pod rules apply only to user namespaces: not to an
+// excluded one, not to one without the label, not to the release namespace.
+func TestVAPScope(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	bad := goodPod(&user{Name: "x", UID: "0", GID: "0", GIDs: []string{"0"}, Groups: []string{"x"}})
+	bad.Spec.HostNetwork = true
+	bad.Spec.SecurityContext.RunAsNonRoot = nil
+	excluded := "user-operator"
+	createUserNamespace(t, excluded, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, nil)
+	unlabelled := "user-unlabelled-" + strconv.FormatInt(seq.Add(1), 10)
+	createUserNamespace(t, unlabelled, nil, nil)
+	for _, ns := range []string{excluded, unlabelled, releaseNamespace} {
+		if _, err := env.Kube.Client.CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+			t.Errorf("create a host-network root pod in %s (outside the policies' scope): %v", ns, err)
+		}
+	}
+}
+
+// TestVAPLifetimeTable proves with the table shared with pkg/walltime (and
+// job-pod-reaper) that the policy accepts exactly the walltimes the reaper
+// parses, up to the maximum (24h).
+func TestVAPLifetimeTable(t *testing.T) {
+	installUmbrella(t)
+	alice := newUser(t, "walltime", "10001", "10001", []string{"10001", "20001"}, []string{"walltime", "pzs0001"})
+	f, err := os.Open(filepath.Join(chartsDir(t), "..", "pkg", "walltime", "testdata", "lifetimes.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	rows := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, "\t")
+		value, yes := parts[0], parts[1] == "yes"
+		want := yes
+		if yes {
+			secs, err := strconv.ParseFloat(parts[2], 64)
+			if err != nil {
+				t.Fatalf("bad row %q", line)
+			}
+			want = secs <= 24*3600
+		}
+		rows++
+		t.Run(strconv.Quote(value), func(t *testing.T) {
+			p := goodPod(alice)
+			p.Annotations["pod.kubernetes.io/lifetime"] = value
+			_, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(context.Background(), p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			if want && err != nil {
+				t.Errorf("lifetime %q (accepted by pkg/walltime, under 24h): denied: %v", value, err)
+			}
+			if !want && !isDenied(err, "pod.kubernetes.io/lifetime") {
+				t.Errorf("lifetime %q: err = %v, want a walltime denial", value, err)
+			}
+		})
+	}
+	if rows < 20 {
+		t.Fatalf("read %d rows of lifetimes.txt, want at least 20", rows)
+	}
+}
+
+// TestVAPImmutableMetadata proves rule 8: on UPDATE a pod's account label and
+// walltime annotation cannot change (not even to another of the user's
+// accounts, nor by an admin), while other metadata can.
+func TestVAPImmutableMetadata(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	u := newUser(t, "erin", "10005", "10005", []string{"10005", "20001", "20002"}, []string{"erin", "pzs0001", "pzs0002"})
+	pod, err := u.Client.CoreV1().Pods(u.Namespace).Create(ctx, goodPod(u), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create a well-formed pod: %v", err)
+	}
+	patches := []struct {
+		name, patch, want string
+		asAdmin           bool
+	}{
+		{"relabel to another of the user's accounts", `{"metadata":{"labels":{"account":"pzs0001"}}}`, "the label account of a pod cannot change after creation (it was pzs0002)", false},
+		{"remove the account", `{"metadata":{"labels":{"account":null}}}`, "the label account of a pod cannot change", false},
+		{"extend the walltime", `{"metadata":{"annotations":{"pod.kubernetes.io/lifetime":"02h00m00s"}}}`, "pod.kubernetes.io/lifetime of a pod cannot change after creation (it was 01h00m00s)", false},
+		{"shorten the walltime", `{"metadata":{"annotations":{"pod.kubernetes.io/lifetime":"30m"}}}`, "cannot change after creation", false},
+		{"remove the walltime", `{"metadata":{"annotations":{"pod.kubernetes.io/lifetime":null}}}`, "cannot change after creation", false},
+		{"relabel as the admin", `{"metadata":{"labels":{"account":"pzs0001"}}}`, "the label account of a pod cannot change", true},
+	}
+	for _, p := range patches {
+		t.Run(p.name, func(t *testing.T) {
+			c := u.Client
+			if p.asAdmin {
+				c = env.Kube.Client
+			}
+			_, err := c.CoreV1().Pods(u.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(p.patch), metav1.PatchOptions{})
+			if !isDenied(err, p.want) {
+				t.Errorf("patch %s: err = %v, want a denial containing %q", p.patch, err, p.want)
+			}
+		})
+	}
+	t.Run("other metadata may change", func(t *testing.T) {
+		_, err := u.Client.CoreV1().Pods(u.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType,
+			[]byte(`{"metadata":{"labels":{"note":"x"},"annotations":{"example.org/comment":"y"}}}`), metav1.PatchOptions{})
+		if err != nil {
+			t.Errorf("add a label and an annotation to a running pod: %v", err)
+		}
+	})
+}
