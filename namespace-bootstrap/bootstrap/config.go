@@ -314,7 +314,7 @@ func (c *Config) NewBootstrapper(env app.Env) (*Bootstrapper, error) {
 		TerminatingTimeout: c.TerminatingTimeout, metrics: newMetrics(env.Registry),
 	}
 	if c.LDAP.URL != "" {
-		s, err := ldapidentity.New(c.LDAP)
+		s, err := ldapidentity.New(c.LDAP, c.NamespacePrefix)
 		if err != nil {
 			return nil, err
 		}

@@ -55,7 +55,7 @@ func TestParse(t *testing.T) {
 	if diff := cmp.Diff(want, c, opts...); diff != "" {
 		t.Errorf("Parse() config (-want +got):\n%s", diff)
 	}
-	if c.LDAP.URL != "ldaps://ldap.example.org" || c.LDAP.UserFilter != "(&(objectClass=posixAccount)(uid=%s))" || c.LDAP.Timeout != 5*time.Second {
+	if c.LDAP.URL != "ldaps://ldap.example.org" || !c.LDAP.TLSVerify || !c.LDAP.Nested || c.LDAP.Timeout != 10*time.Second {
 		t.Errorf("LDAP config = %+v", c.LDAP)
 	}
 }
@@ -75,8 +75,8 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad PSA level", args: []string{"--pod-security-enforce", "strict"}, want: "want privileged, baseline or restricted"},
 		{name: "pull secret without file", args: []string{"--image-pull-secret", "reg"}, want: "go together"},
 		{name: "bad prefix", args: []string{"--namespace-prefix", "User_"}, want: "--namespace-prefix"},
-		{name: "LDAP without bases", args: []string{"--ldap-url", "ldap://x"}, want: "--ldap-user-base-dn is required"},
-		{name: "LDAP filter", args: []string{"--ldap-url", "ldap://x", "--ldap-user-base-dn", "a", "--ldap-group-base-dn", "b", "--ldap-user-filter", "(uid=*)"}, want: "must contain %s exactly once"},
+		{name: "LDAP without bases", args: []string{"--ldap-url", "ldap://x"}, want: "the user base DN is required"},
+		{name: "LDAP filter", args: []string{"--ldap-url", "ldap://x", "--ldap-user-base-dn", "a", "--ldap-group-base-dn", "b", "--ldap-user-filter", "(uid=*"}, want: "LDAP filter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

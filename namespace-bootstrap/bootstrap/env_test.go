@@ -112,6 +112,7 @@ func ldapConfig(t testing.TB, c *Config) {
 		t.Fatal(err)
 	}
 	c.LDAP.URL = env.LDAP.URL
+	c.LDAP.Preset = "rfc2307" // posixGroup with memberUid
 	c.LDAP.BindDN = env.LDAP.BindDN
 	c.LDAP.BindPasswordFile = pw
 	c.LDAP.UserBaseDN = "ou=people," + env.LDAP.Suffix

@@ -1,200 +1,174 @@
-// Package ldapidentity looks up one user's POSIX identity in LDAP at login
-// and renders it as the namespace identity annotations (pkg/identity), the
-// same values ldap-configmap writes, so that a new user is not locked out
-// until the next sync.
+// Package ldapidentity looks up one user's identity in LDAP at login and
+// renders it as the namespace identity annotations (pkg/identity), so that a
+// new user is not locked out until ldap-configmap's next sync. It uses
+// ldap-configmap's own directory package (LookupUser), so both tools compute
+// the same values by the same rules; its flags have ldap-configmap's names.
 package ldapidentity
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
-	"github.com/go-ldap/ldap/v3"
 	"github.com/spf13/pflag"
 
-	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 )
 
-// ErrUserNotFound is returned when the directory has no such user.
-var ErrUserNotFound = errors.New("user not found in LDAP")
+// ErrUserNotFound is returned when the directory has no such user (or it is
+// filtered out or a bad entry, as in the full sync).
+var ErrUserNotFound = directory.ErrNotFound
 
 // Config configures the lookup. An empty URL disables it.
 type Config struct {
+	Preset           string
 	URL              string
+	StartTLS         bool
+	TLSVerify        bool
+	CAFile           string
+	ServerName       string
 	BindDN           string
 	BindPasswordFile string
-	StartTLS         bool
-	CAFile           string
+	ConnectTimeout   time.Duration
+	Timeout          time.Duration
+	Paged            bool
+	PageSize         int
 	UserBaseDN       string
-	// UserFilter has one %s for the escaped username.
-	UserFilter  string
-	GroupBaseDN string
-	// GroupFilter has one %s for the escaped username (memberUid).
-	GroupFilter string
-	Timeout     time.Duration
+	GroupBaseDN      string
+	UserFilter       string
+	GroupFilter      string
+	Scheme           string
+	Nested           bool
+	UserAttrMap      string
+	GroupAttrMap     string
 }
 
-// AddFlags registers the --ldap-* flags.
+// AddFlags registers the --ldap-* flags (ldap-configmap's names and defaults).
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	if c.UserFilter == "" {
-		c.UserFilter = "(&(objectClass=posixAccount)(uid=%s))"
-	}
-	if c.GroupFilter == "" {
-		c.GroupFilter = "(&(objectClass=posixGroup)(memberUid=%s))"
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 5 * time.Second
+		c.Timeout = 10 * time.Second
 	}
-	fs.StringVar(&c.URL, "ldap-url", c.URL, "LDAP server for the user's identity at login (ldap:// or ldaps://); empty disables the lookup and the identity annotations")
-	fs.StringVar(&c.BindDN, "ldap-bind-dn", c.BindDN, "DN to bind as; empty binds anonymously")
-	fs.StringVar(&c.BindPasswordFile, "ldap-bind-password-file", c.BindPasswordFile, "File holding the bind password")
-	fs.BoolVar(&c.StartTLS, "ldap-start-tls", c.StartTLS, "Use StartTLS on an ldap:// URL")
-	fs.StringVar(&c.CAFile, "ldap-ca-file", c.CAFile, "PEM CA bundle to verify the LDAP server; empty uses the system roots")
-	fs.StringVar(&c.UserBaseDN, "ldap-user-base-dn", c.UserBaseDN, "Base DN of user entries (posixAccount)")
-	fs.StringVar(&c.UserFilter, "ldap-user-filter", c.UserFilter, "Filter finding one user; %s is the escaped username")
-	fs.StringVar(&c.GroupBaseDN, "ldap-group-base-dn", c.GroupBaseDN, "Base DN of group entries (posixGroup)")
-	fs.StringVar(&c.GroupFilter, "ldap-group-filter", c.GroupFilter, "Filter finding the user's groups; %s is the escaped username")
-	fs.DurationVar(&c.Timeout, "ldap-timeout", c.Timeout, "Timeout of each LDAP operation")
+	if c.PageSize == 0 {
+		c.PageSize = 500
+	}
+	c.TLSVerify, c.Paged, c.Nested = true, true, true
+	fs.StringVar(&c.URL, "ldap-url", c.URL, "LDAP server for the user's identity at login, ldap://host:port or ldaps://host:port; empty disables the lookup and the identity annotations")
+	fs.StringVar(&c.Preset, "ldap-preset", c.Preset, "Defaults for filters, attribute names and member scheme: rfc2307, rfc2307bis or ad (as ldap-configmap)")
+	fs.BoolVar(&c.StartTLS, "ldap-tls", c.StartTLS, "Use StartTLS on an ldap:// URL")
+	fs.BoolVar(&c.TLSVerify, "ldap-tls-verify", c.TLSVerify, "Verify the server certificate; false is for tests only")
+	fs.StringVar(&c.CAFile, "ldap-tls-ca-file", c.CAFile, "PEM file of CA certificates trusted for ldaps and StartTLS")
+	fs.StringVar(&c.ServerName, "ldap-tls-server-name", c.ServerName, "Name to verify in the server certificate (default: the URL's host)")
+	fs.StringVar(&c.BindDN, "ldap-bind-dn", c.BindDN, "DN for a simple bind; empty binds anonymously")
+	fs.StringVar(&c.BindPasswordFile, "ldap-bind-password-file", c.BindPasswordFile, "File holding the bind password (a mounted Secret), read at each lookup")
+	fs.DurationVar(&c.ConnectTimeout, "ldap-connect-timeout", c.ConnectTimeout, "Timeout for connecting and TLS")
+	fs.DurationVar(&c.Timeout, "ldap-timeout", c.Timeout, "Timeout for each LDAP operation")
+	fs.BoolVar(&c.Paged, "ldap-paged-search", c.Paged, "Use paged searches (RFC 2696)")
+	fs.IntVar(&c.PageSize, "ldap-paged-search-size", c.PageSize, "Page size of paged searches")
+	fs.StringVar(&c.UserBaseDN, "ldap-user-base-dn", c.UserBaseDN, "Base DN of the user search (subtree)")
+	fs.StringVar(&c.GroupBaseDN, "ldap-group-base-dn", c.GroupBaseDN, "Base DN of the group search (subtree)")
+	fs.StringVar(&c.UserFilter, "ldap-user-filter", c.UserFilter, "User filter (default from the preset)")
+	fs.StringVar(&c.GroupFilter, "ldap-group-filter", c.GroupFilter, "Group filter (default from the preset)")
+	fs.StringVar(&c.Scheme, "ldap-member-scheme", c.Scheme, "Membership: memberof, member or memberuid (default from the preset)")
+	fs.BoolVar(&c.Nested, "ldap-nested-groups", c.Nested, "Resolve groups that are members of groups")
+	fs.StringVar(&c.UserAttrMap, "ldap-user-attr-map", c.UserAttrMap, "User attributes as key=attribute for keys name, uid, gid, home (over the preset)")
+	fs.StringVar(&c.GroupAttrMap, "ldap-group-attr-map", c.GroupAttrMap, "Group attributes as key=attribute for keys name, gid (over the preset)")
 }
 
-// Validate checks the flags.
+// Validate checks the flags (an empty --ldap-url is valid: no lookup).
 func (c *Config) Validate() error {
 	if c.URL == "" {
 		return nil
 	}
-	var errs []error
-	if !strings.HasPrefix(c.URL, "ldap://") && !strings.HasPrefix(c.URL, "ldaps://") {
-		errs = append(errs, fmt.Errorf("--ldap-url %q: want ldap:// or ldaps://", c.URL))
-	}
-	if c.UserBaseDN == "" {
-		errs = append(errs, errors.New("--ldap-user-base-dn is required with --ldap-url"))
-	}
-	if c.GroupBaseDN == "" {
-		errs = append(errs, errors.New("--ldap-group-base-dn is required with --ldap-url"))
-	}
-	for flag, f := range map[string]string{"--ldap-user-filter": c.UserFilter, "--ldap-group-filter": c.GroupFilter} {
-		if strings.Count(f, "%s") != 1 {
-			errs = append(errs, fmt.Errorf("%s %q must contain %%s exactly once", flag, f))
-		}
-	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("--ldap-timeout must be positive, got %v", c.Timeout))
-	}
-	return errors.Join(errs...)
+	_, err := c.directory("")
+	return err
 }
 
-// Source looks users up. It dials per lookup: logins are rare and a
+// directory builds ldap-configmap's configuration with the given password.
+func (c *Config) directory(password string) (*directory.Config, error) {
+	d, err := directory.Preset(c.Preset)
+	if err != nil {
+		return nil, fmt.Errorf("--ldap-preset: %w", err)
+	}
+	var errs []error
+	d.URL, d.StartTLS, d.InsecureSkipVerify, d.CAFile, d.ServerName = c.URL, c.StartTLS, !c.TLSVerify, c.CAFile, c.ServerName
+	d.BindDN, d.BindPassword = c.BindDN, password
+	if c.BindDN != "" && password == "" {
+		d.BindPassword = "(from file)" // validated before the file is read
+		if c.BindPasswordFile == "" {
+			errs = append(errs, errors.New("--ldap-bind-dn needs --ldap-bind-password-file"))
+		}
+	}
+	d.ConnectTimeout, d.Timeout = c.ConnectTimeout, c.Timeout
+	d.Paged, d.PageSize = c.Paged, uint32(max(c.PageSize, 0)) //nolint:gosec // checked below
+	if c.PageSize < 1 {
+		errs = append(errs, fmt.Errorf("--ldap-paged-search-size %d: want a positive number", c.PageSize))
+	}
+	d.UserBaseDN, d.GroupBaseDN = c.UserBaseDN, c.GroupBaseDN
+	if c.UserFilter != "" {
+		d.UserFilter = c.UserFilter
+	}
+	if c.GroupFilter != "" {
+		d.GroupFilter = c.GroupFilter
+	}
+	if c.Scheme != "" {
+		d.Scheme = strings.ToLower(c.Scheme)
+	}
+	d.Nested = c.Nested
+	if d.UserAttrs, err = directory.ParseUserAttrs(c.UserAttrMap, d.UserAttrs); err != nil {
+		errs = append(errs, fmt.Errorf("--ldap-user-attr-map: %w", err))
+	}
+	if d.GroupAttrs, err = directory.ParseGroupAttrs(c.GroupAttrMap, d.GroupAttrs); err != nil {
+		errs = append(errs, fmt.Errorf("--ldap-group-attr-map: %w", err))
+	}
+	if err := d.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("LDAP: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// Source looks users up, one connection per lookup: logins are rare and a
 // connection per lookup cannot go stale.
 type Source struct {
-	cfg      Config
-	tls      *tls.Config
-	password string
+	cfg    Config
+	prefix string
 }
 
-// New reads the CA and password files.
-func New(c Config) (*Source, error) {
-	s := &Source{cfg: c, tls: &tls.Config{MinVersion: tls.VersionTLS12}}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read LDAP CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("LDAP CA file %s holds no PEM certificate", c.CAFile)
-		}
-		s.tls.RootCAs = pool
+// New returns a Source; prefix is the namespace prefix (the identity's key).
+func New(c Config, prefix string) (*Source, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
 	}
-	if c.BindPasswordFile != "" {
-		b, err := os.ReadFile(c.BindPasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read LDAP bind password file: %w", err)
-		}
-		s.password = strings.TrimRight(string(b), "\r\n")
-	}
-	return s, nil
+	return &Source{cfg: c, prefix: prefix}, nil
 }
 
-// Lookup returns the identity annotations of username: uid, gid, gids
-// (every group's gidNumber and the primary GID, numerically sorted), groups
-// (group names, sorted), home and user. A user missing from the directory
-// gives ErrUserNotFound.
+// Lookup returns the identity annotations of username: uid, gid, gids,
+// groups, home and user, exactly as ldap-configmap writes them. A user
+// missing from the directory gives an error wrapping ErrUserNotFound.
 func (s *Source) Lookup(ctx context.Context, username string) (map[string]string, error) {
-	conn, err := ldap.DialURL(s.cfg.URL, ldap.DialWithTLSConfig(s.tls), ldap.DialWithDialer(dialer(ctx, s.cfg.Timeout)))
+	password := ""
+	if s.cfg.BindPasswordFile != "" {
+		b, err := os.ReadFile(s.cfg.BindPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read the LDAP bind password: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	d, err := s.cfg.directory(password)
 	if err != nil {
-		return nil, fmt.Errorf("dial LDAP %s: %w", s.cfg.URL, err)
+		return nil, err
 	}
-	defer conn.Close()
-	conn.SetTimeout(s.cfg.Timeout)
-	if s.cfg.StartTLS && strings.HasPrefix(s.cfg.URL, "ldap://") {
-		if err := conn.StartTLS(s.tls); err != nil {
-			return nil, fmt.Errorf("StartTLS to %s: %w", s.cfg.URL, err)
-		}
-	}
-	if s.cfg.BindDN != "" {
-		if err := conn.Bind(s.cfg.BindDN, s.password); err != nil {
-			return nil, fmt.Errorf("bind to LDAP as %q: %w", s.cfg.BindDN, err)
-		}
-	}
-	esc := ldap.EscapeFilter(username)
-	userFilter := fmt.Sprintf(s.cfg.UserFilter, esc)
-	res, err := conn.Search(ldap.NewSearchRequest(s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2, int(s.cfg.Timeout.Seconds()), false,
-		userFilter, []string{"uidNumber", "gidNumber", "homeDirectory"}, nil))
+	id, err := directory.LookupUser(ctx, d, s.prefix, username)
 	if err != nil {
-		return nil, fmt.Errorf("search %q under %q: %w", userFilter, s.cfg.UserBaseDN, err)
+		return nil, err
 	}
-	switch len(res.Entries) {
-	case 0:
-		return nil, fmt.Errorf("%w: %q", ErrUserNotFound, username)
-	case 1:
-	default:
-		return nil, fmt.Errorf("search %q under %q: %d entries, want one", userFilter, s.cfg.UserBaseDN, len(res.Entries))
-	}
-	u := res.Entries[0]
-	uid, gid := u.GetAttributeValue("uidNumber"), u.GetAttributeValue("gidNumber")
-	if uid == "" || gid == "" {
-		return nil, fmt.Errorf("LDAP entry %s has no uidNumber or gidNumber", u.DN)
-	}
-	groupFilter := fmt.Sprintf(s.cfg.GroupFilter, esc)
-	gres, err := conn.SearchWithPaging(ldap.NewSearchRequest(s.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, int(s.cfg.Timeout.Seconds()), false,
-		groupFilter, []string{"cn", "gidNumber"}, nil), 500)
-	if err != nil {
-		return nil, fmt.Errorf("search %q under %q: %w", groupFilter, s.cfg.GroupBaseDN, err)
-	}
-	gids := []string{gid}
-	var groups []string
-	for _, g := range gres.Entries {
-		if n := g.GetAttributeValue("gidNumber"); n != "" && !slices.Contains(gids, n) {
-			gids = append(gids, n)
-		}
-		if cn := g.GetAttributeValue("cn"); cn != "" && !slices.Contains(groups, cn) {
-			groups = append(groups, cn)
-		}
-	}
-	return Annotations(username, uid, gid, u.GetAttributeValue("homeDirectory"), gids, groups), nil
-}
-
-// Annotations renders an identity as the namespace annotations.
-func Annotations(user, uid, gid, home string, gids, groups []string) map[string]string {
-	gids = slices.Clone(gids)
-	identity.SortNumeric(gids)
-	groups = slices.Clone(groups)
-	slices.Sort(groups)
-	a := map[string]string{
-		identity.UserAnnotation:   user,
-		identity.UIDAnnotation:    uid,
-		identity.GIDAnnotation:    gid,
-		identity.GIDsAnnotation:   identity.DelimitedList(gids),
-		identity.GroupsAnnotation: identity.DelimitedList(groups),
-	}
-	if home != "" {
-		a[identity.HomeAnnotation] = home
-	}
-	return a
+	return directory.Annotations(id), nil
 }
