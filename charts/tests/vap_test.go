@@ -47,9 +47,9 @@ func goodPod(u *user) *corev1.Pod {
 				SupplementalGroups: sup, SupplementalGroupsPolicy: &strict,
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 			},
-			InitContainers: []corev1.Container{{Name: "init", Image: "registry.example.org/hpc/init:1", Resources: res, SecurityContext: csc.DeepCopy()}},
+			InitContainers: []corev1.Container{{Name: "init", Image: "registry.example.org/hpc/init:1", Resources: *res.DeepCopy(), SecurityContext: csc.DeepCopy()}},
 			Containers: []corev1.Container{{
-				Name: "main", Image: "registry.example.org/hpc/jupyter:1", Resources: res, SecurityContext: csc.DeepCopy(),
+				Name: "main", Image: "registry.example.org/hpc/jupyter:1", Resources: *res.DeepCopy(), SecurityContext: csc.DeepCopy(),
 				Ports: []corev1.ContainerPort{{ContainerPort: 8888}},
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: "scratch", MountPath: "/fs/scratch"}, {Name: "home", MountPath: "/home"}, {Name: "apps", MountPath: "/apps", ReadOnly: true},
@@ -159,6 +159,7 @@ func TestVAPUserMissing(t *testing.T) {
 	nobody := newUser(t, "dave", "", "", []string{"10009"}, []string{"dave"})
 	p := goodPod(&user{Name: "dave", UID: "10009", GID: "10009", GIDs: []string{"10009"}, Groups: []string{"dave"}})
 	p.Spec.SecurityContext.SupplementalGroups = nil
+	p.Spec.Volumes, p.Spec.Containers[0].VolumeMounts = nil, nil
 	_, err := nobody.Client.CoreV1().Pods(nobody.Namespace).Create(context.Background(), p, metav1.CreateOptions{})
 	want := "namespace " + nobody.Namespace + " has no LDAP identity (kubehpc.io/uid annotation missing or invalid): the user is not in LDAP, or ldap-configmap has not synced them yet"
 	if !isDenied(err, want) {
