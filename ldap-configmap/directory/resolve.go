@@ -185,12 +185,11 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 			n := strings.ToLower(u.id.User)
 			byName[n] = append(byName[n], i)
 		}
-		for gi, g := range groups {
+		for _, g := range groups {
 			idx, ok := groupIndex(byDN, g.DN)
 			if !ok {
 				continue
 			}
-			_ = gi
 			for _, m := range g.MemberUID {
 				for _, ui := range byName[strings.ToLower(strings.TrimSpace(m))] {
 					direct[ui] = append(direct[ui], idx)

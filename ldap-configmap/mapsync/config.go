@@ -338,5 +338,5 @@ func ParseMapperFilters(values []string) (map[string]string, error) {
 
 // Build returns the pass.
 func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
-	return New(c, Deps{Client: env.Client, Log: env.Log, Registry: env.Registry, Clock: env.Clock})
+	return New(c, Deps{Client: env.Client, Log: env.Log, Registry: env.Registry})
 }

@@ -35,8 +35,6 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Recorder receives Events; nil builds one on Client.
 	Recorder record.EventRecorder
-	// Clock is unused by the decisions (they have no time in them); kept for symmetry.
-	Clock any
 }
 
 // Pass is one sync.
