@@ -55,11 +55,39 @@ type harness struct {
 	clock   *testingclock.FakeClock
 	counter *kubeclient.RequestCounter
 	ctx     context.Context
+	client  kubernetes.Interface
+	log     *zap.Logger
 }
 
 // newHarness builds a reaper from argv acting with cfg; once selects the
 // LIST mode, otherwise Start runs (watch mode) until the test ends.
 func newHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now time.Time) *harness {
+	t.Helper()
+	h := buildHarness(t, cfg, args, once, now)
+	if once {
+		return h
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.r.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+	select {
+	case <-h.r.ready:
+	case <-h.r.failed:
+		t.Fatalf("Start failed: %v", h.r.startErr)
+	case <-time.After(30 * time.Second):
+		t.Fatal("watch caches did not sync within 30s")
+	}
+	return h
+}
+
+// buildHarness builds the reaper without starting it.
+func buildHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now time.Time) *harness {
 	t.Helper()
 	c, _, err := parse(t, args, nil)
 	if err != nil {
@@ -72,31 +100,13 @@ func newHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now ti
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{reg: prometheus.NewRegistry(), logs: logs, clock: testingclock.NewFakeClock(now), counter: counter, ctx: ctx}
-	h.r, err = c.build(ctx, app.Env{Log: zap.New(core), Clock: h.clock, Registry: h.reg, RESTConfig: counted, Client: client,
+	t.Cleanup(cancel)
+	h := &harness{reg: prometheus.NewRegistry(), logs: logs, clock: testingclock.NewFakeClock(now), counter: counter, ctx: ctx,
+		client: client, log: zap.New(core)}
+	h.r, err = c.build(ctx, app.Env{Log: h.log, Clock: h.clock, Registry: h.reg, RESTConfig: counted, Client: client,
 		Daemon: daemon.Options{Once: once}})
 	if err != nil {
-		cancel()
 		t.Fatal(err)
-	}
-	if !once {
-		done := make(chan error, 1)
-		go func() { done <- h.r.Start(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Start: %v", err)
-			}
-		})
-		select {
-		case <-h.r.ready:
-		case <-h.r.failed:
-			t.Fatalf("Start failed: %v", h.r.startErr)
-		case <-time.After(30 * time.Second):
-			t.Fatal("watch caches did not sync within 30s")
-		}
-	} else {
-		t.Cleanup(cancel)
 	}
 	return h
 }
@@ -267,7 +277,7 @@ var (
 // that holds exactly the reaper's RBAC: the reaping ClusterRole bound
 // cluster-wide (reapIn nil) or by a RoleBinding in each of reapIn, and
 // namespaces list/watch cluster-wide.
-func serviceAccount(t *testing.T, reapIn []string) *rest.Config {
+func serviceAccount(t *testing.T, reapIn []string, leaseNS ...string) *rest.Config {
 	t.Helper()
 	ctx := context.Background()
 	rbac := env.Kube.Client.RbacV1()
@@ -296,6 +306,15 @@ func serviceAccount(t *testing.T, reapIn []string) *rest.Config {
 	for _, ns := range reapIn {
 		if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: id},
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: id}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range leaseNS {
+		if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: id}, Rules: leaseRules}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: id},
+			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
