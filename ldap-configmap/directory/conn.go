@@ -143,11 +143,11 @@ func Open(ctx context.Context, cfg *Config) (*Session, error) {
 	return &Session{cfg: cfg, s: conn, close: closeConn}, nil
 }
 
-// search runs one search, paged when configured, and completes ranged
-// attributes named in ranged.
-func (s *Session) search(ctx context.Context, base string, scope int, filter string, attrs []string, ranged []string) ([]*ldap.Entry, error) {
+// search runs one search, paged when configured, completes ranged
+// attributes named in ranged and hands each entry to each, page by page, so
+// that raw entries do not outlive their page.
+func (s *Session) search(ctx context.Context, base string, scope int, filter string, attrs []string, ranged []string, each func(*ldap.Entry)) error {
 	req := ldap.NewSearchRequest(base, scope, ldap.NeverDerefAliases, 0, int(s.cfg.Timeout.Seconds()), false, filter, attrs, nil)
-	var entries []*ldap.Entry
 	var paging *ldap.ControlPaging
 	if s.cfg.Paged && scope != ldap.ScopeBaseObject {
 		paging = ldap.NewControlPaging(s.cfg.PageSize)
@@ -155,17 +155,24 @@ func (s *Session) search(ctx context.Context, base string, scope int, filter str
 	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		s.requests.Add(1)
 		res, err := s.s.Search(req)
 		if err != nil {
 			if scope == ldap.ScopeBaseObject && ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-				return nil, nil
+				return nil
 			}
-			return nil, &Error{Op: OpSearch, Err: fmt.Errorf("search %q under %q: %w", filter, base, err)}
+			return &Error{Op: OpSearch, Err: fmt.Errorf("search %q under %q: %w", filter, base, err)}
 		}
-		entries = append(entries, res.Entries...)
+		for _, e := range res.Entries {
+			for _, a := range ranged {
+				if err := s.completeRange(ctx, e, a); err != nil {
+					return err
+				}
+			}
+			each(e)
+		}
 		if paging == nil {
 			break
 		}
@@ -175,14 +182,7 @@ func (s *Session) search(ctx context.Context, base string, scope int, filter str
 		}
 		paging.SetCookie(c.Cookie)
 	}
-	for _, e := range entries {
-		for _, a := range ranged {
-			if err := s.completeRange(ctx, e, a); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return entries, nil
+	return nil
 }
 
 // completeRange handles Active Directory's ranged retrieval: a large

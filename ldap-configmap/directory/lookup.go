@@ -164,12 +164,10 @@ func (s *Session) lookupView(ctx context.Context, v View, prefix, username strin
 			if d, err := ldap.ParseDN(dn); err != nil || !(groupBase.AncestorOfFold(d) || groupBase.EqualFold(d)) {
 				continue
 			}
-			entries, err := s.search(ctx, dn, ldap.ScopeBaseObject, v.GroupFilter, attrs, ranged)
+			err := s.search(ctx, dn, ldap.ScopeBaseObject, v.GroupFilter, attrs, ranged,
+				func(e *ldap.Entry) { frontier = append(frontier, add([]Group{cfg.toGroup(e)})...) })
 			if err != nil {
 				return Result{}, err
-			}
-			for _, e := range entries {
-				frontier = append(frontier, add([]Group{cfg.toGroup(e)})...)
 			}
 		}
 		byDN = nil

@@ -80,29 +80,19 @@ func (c *Config) toGroup(e *ldap.Entry) Group {
 
 // Users searches the user base with filter.
 func (s *Session) Users(ctx context.Context, filter string) ([]User, error) {
-	entries, err := s.search(ctx, s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, filter, s.cfg.userAttrs(), nil)
-	if err != nil {
-		return nil, err
-	}
-	users := make([]User, 0, len(entries))
-	for _, e := range entries {
-		users = append(users, s.cfg.toUser(e))
-	}
-	return users, nil
+	var users []User
+	err := s.search(ctx, s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, filter, s.cfg.userAttrs(), nil,
+		func(e *ldap.Entry) { users = append(users, s.cfg.toUser(e)) })
+	return users, err
 }
 
 // Groups searches the group base with filter.
 func (s *Session) Groups(ctx context.Context, filter string) ([]Group, error) {
 	attrs, ranged := s.cfg.groupAttrs()
-	entries, err := s.search(ctx, s.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, filter, attrs, ranged)
-	if err != nil {
-		return nil, err
-	}
-	groups := make([]Group, 0, len(entries))
-	for _, e := range entries {
-		groups = append(groups, s.cfg.toGroup(e))
-	}
-	return groups, nil
+	var groups []Group
+	err := s.search(ctx, s.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, filter, attrs, ranged,
+		func(e *ldap.Entry) { groups = append(groups, s.cfg.toGroup(e)) })
+	return groups, err
 }
 
 // Snapshot holds the users and groups of several views, read on one

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -335,4 +339,67 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestTakesOverLegacyMaps proves the migration from the original tool: a
+// ConfigMap written with Update by another field manager, holding a user no
+// longer in LDAP, is taken over and that stale key is removed.
+func TestTakesOverLegacyMaps(t *testing.T) {
+	ctx := context.Background()
+	c := testConfig(t, env.LDAP)
+	c.Mappers = []string{directory.MapperUID}
+	legacy := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "user-uid-map", Namespace: c.Namespace},
+		Data: map[string]string{"user-alice": "1", "user-zed": "9999"}}
+	if _, err := env.Kube.Client.CoreV1().ConfigMaps(c.Namespace).Create(ctx, legacy, metav1.CreateOptions{FieldManager: "k8-ldap-configmap"}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, c)
+	h.mustRun(t)
+	want := seedMemberUID()["user-uid-map"]
+	if d := cmp.Diff(want, readMaps(t, c.Namespace)["user-uid-map"]); d != "" {
+		t.Errorf("user-uid-map after take-over (-want +got):\n%s", d)
+	}
+	select {
+	case e := <-h.rec.Events:
+		if !strings.Contains(e, "Synced 5 users from LDAP: 4 added, 1 removed, 1 changed") {
+			t.Errorf("event = %q, want the added/removed/changed summary", e)
+		}
+	default:
+		t.Error("no Event recorded on the ConfigMap")
+	}
+	h.mustRun(t)
+	if h.counter.Writes() != 0 {
+		t.Errorf("second pass writes = %s, want none", h.counter)
+	}
+}
+
+// TestRunOnceBinary runs the tool the way main does (app.Run with --once and
+// a kubeconfig), configured only through the original tool's environment
+// variables plus a bind password file.
+func TestRunOnceBinary(t *testing.T) {
+	ns := env.Namespace(t, "lcm-bin-", nil)
+	pwFile := t.TempDir() + "/password"
+	if err := os.WriteFile(pwFile, []byte(env.LDAP.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{
+		"LDAP_URL": env.LDAP.URL, "LDAP_TLS": "true", "LDAP_CONFIGMAP_LDAP_TLS_CA_FILE": env.LDAP.CAFile,
+		"LDAP_BIND_DN": env.LDAP.BindDN, "LDAP_CONFIGMAP_LDAP_BIND_PASSWORD_FILE": pwFile,
+		"LDAP_USER_BASE_DN": "ou=people," + suffix, "LDAP_GROUP_BASE_DN": "ou=groups," + suffix,
+		"LDAP_MEMBER_SCHEME": "memberuid", "MAPPERS": "user-uid,user-gids", "NAMESPACE": ns,
+	}
+	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	var out bytes.Buffer
+	args := []string{"--once", "--kubeconfig=" + env.Kube.KubeconfigPath, "--log-format=json"}
+	if err := app.Run(context.Background(), tool, args, lookup, &out, NewConfig()); err != nil {
+		t.Fatalf("app.Run() = %v\n%s", err, out.String())
+	}
+	maps := readMaps(t, ns)
+	want := seedMemberUID()
+	if d := cmp.Diff(want["user-gids-map"], maps["user-gids-map"]); d != "" {
+		t.Errorf("user-gids-map (-want +got):\n%s", d)
+	}
+	if !strings.Contains(out.String(), `"msg":"Updated ConfigMap"`) {
+		t.Errorf("log lacks the per-change line:\n%s", out.String())
+	}
 }
