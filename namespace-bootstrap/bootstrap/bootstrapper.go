@@ -170,7 +170,8 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Resu
 		res.Applied = append(res.Applied, Describe(o))
 	}
 	if len(res.Applied) > 0 && b.Recorder != nil && !b.DryRun {
-		ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: ns}
+		// In the user's namespace, where the user can read it.
+		ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: ns, Namespace: ns}
 		verb := "Updated"
 		if res.Created {
 			verb = "Created"

@@ -41,10 +41,19 @@ var tokens = []testenv.Token{
 	{Token: "node-token", User: "system:node:n1", Groups: []string{"system:nodes"}},
 }
 
+// benchUsers have static tokens "bench-<user>" for the concurrent-login
+// benchmark (users of testenv.GenerateDirectory).
+const benchUsers = 200
+
 func TestMain(m *testing.M) {
+	all := append([]testenv.Token(nil), tokens...)
+	for i := range benchUsers {
+		u := fmt.Sprintf("user%05d", i)
+		all = append(all, testenv.Token{Token: "bench-" + u, User: u})
+	}
 	os.Exit(testenv.Main(m, testenv.Options{
 		Kube: true, LDAP: true,
-		KubeOptions: testenv.KubeOptions{ControllerManager: true, Tokens: tokens},
+		KubeOptions: testenv.KubeOptions{ControllerManager: true, Tokens: all},
 	}, &env))
 }
 

@@ -59,6 +59,11 @@ func TestPreHookScriptServiceMode(t *testing.T) {
 		{name: "no token exported", args: []string{"--user", "bob"}, want: "OOD_OIDC_ACCESS_TOKEN is empty", wantNS: "bob"},
 		{name: "no user", env: []string{"OOD_OIDC_ACCESS_TOKEN=bob-token"}, want: "usage"},
 	}
+	// Users outside the gating group are skipped (exit 0, nothing created).
+	out, err = runHook(t, append(base, "OOD_OIDC_ACCESS_TOKEN=bob-token", "NAMESPACE_BOOTSTRAP_GROUP=no-such-group-kubehpc"), "--user", "bob")
+	if err != nil || !strings.Contains(out, "not in group") || namespaceExists(t, c.NamespacePrefix+"bob") {
+		t.Errorf("hook for a user outside the group = %v, output %q; want a skip", err, out)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := runHook(t, append(base, tt.env...), tt.args...)

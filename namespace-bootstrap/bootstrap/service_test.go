@@ -152,6 +152,18 @@ func TestServiceMode(t *testing.T) {
 			t.Errorf("%s: Retry-After = %q, want 60", s.name, hdr.Get("Retry-After"))
 		}
 	}
+	waitFor(t, 30*time.Second, "a Bootstrapped Event in alice's namespace", func() (bool, error) {
+		evs, err := env.Kube.Client.CoreV1().Events(prefix+"alice").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "Bootstrapped" && e.InvolvedObject.Kind == "Namespace" && e.Source.Component == FieldManager {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	if resp, err := hc.Do(req); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET %s = %v, %v; want 405", u, resp, err)
