@@ -118,6 +118,15 @@ func newHarness(t *testing.T, o harnessOpts, mutate func(*Config)) *harness {
 				t.Errorf("Start() = %v", err)
 			}
 		})
+		// Pods created from here on are events, not the initial list.
+		select {
+		case <-h.r.watch.ready:
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("Start() = %v before the caches filled", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the namespace and pod caches did not fill within 30s")
+		}
 	}
 	return h
 }

@@ -28,6 +28,9 @@ type Deps struct {
 	Log      *zap.Logger
 	Registry prometheus.Registerer
 	Recorder record.EventRecorder
+	// RetryClock times the waits between Prometheus attempts; nil means
+	// the real clock (Clock may be a fake one that tests move by hand).
+	RetryClock clock.Clock
 	// Watch: Start runs informers and passes decide from their caches.
 	// Without it (--once) each pass lists namespaces and pods cluster-wide.
 	Watch bool
@@ -58,7 +61,11 @@ func New(c Config, d Deps) (*Reaper, error) {
 	r := &Reaper{cfg: c, policy: c.policy, client: d.Client, clock: d.Clock, log: d.Log, recorder: d.Recorder,
 		metrics: newMetrics(d.Registry)}
 	if c.Prometheus.Address != "" {
-		p, err := promactivity.New(c.Prometheus, d.Clock, d.Log.Named("prometheus"))
+		retryClock := d.RetryClock
+		if retryClock == nil {
+			retryClock = clock.RealClock{}
+		}
+		p, err := promactivity.New(c.Prometheus, retryClock, d.Log.Named("prometheus"))
 		if err != nil {
 			return nil, err
 		}

@@ -154,10 +154,14 @@ func (w *watcher) processNext(ctx context.Context) bool {
 func (w *watcher) record(ctx context.Context, name string) error {
 	ns, err := w.namespaces.Get(name)
 	if apierrors.IsNotFound(err) {
-		return nil
+		// A pod event can come before its new namespace reaches the cache.
+		ns, err = w.r.client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
 	}
 	if err != nil {
-		return fmt.Errorf("get namespace %s from the cache: %w", name, err)
+		return fmt.Errorf("get namespace %s: %w", name, err)
 	}
 	if !w.r.policy.Matches(ns) || IsProtected(name, w.r.policy.Protected) || ns.DeletionTimestamp != nil {
 		return nil

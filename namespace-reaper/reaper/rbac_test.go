@@ -1,0 +1,95 @@
+package reaper
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/rest"
+)
+
+// clusterRules is the ClusterRole the chart grants (leader election's Lease
+// rule is namespaced, in the tool's own namespace, and not exercised here).
+var clusterRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+	{APIGroups: []string{""}, Resources: []string{"persistentvolumeclaims"}, Verbs: []string{"list"}},
+	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+}
+
+// boundServiceAccount returns the config of a service account bound to a
+// ClusterRole with rules.
+func boundServiceAccount(t *testing.T, rules []rbacv1.PolicyRule) *rest.Config {
+	t.Helper()
+	ctx := context.Background()
+	home := env.Namespace(t, "reaper-sa-", nil)
+	name := home // unique
+	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: Name, Namespace: home}},
+	}
+	must(t, createOrFail(env.Kube.Client.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{})))
+	must(t, createOrFail(env.Kube.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{})))
+	t.Cleanup(func() {
+		_ = env.Kube.Client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		_ = env.Kube.Client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
+	})
+	return env.Kube.ServiceAccountConfig(home, Name)
+}
+
+func createOrFail[T any](_ T, err error) error { return err }
+
+// TestRBAC proves the ClusterRole above is all the tool needs, in --once and
+// in watch mode (activity annotation, Event, delete), and that a missing
+// verb is a counted error that deletes nothing.
+func TestRBAC(t *testing.T) {
+	ctx := context.Background()
+	t.Run("once", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{restConfig: boundServiceAccount(t, clusterRules)}, nil)
+		idle := h.namespace(t, nil)
+		must(t, h.r.RunOnce(ctx))
+		if !deletionRequested(t, idle) {
+			t.Errorf("idle namespace %s was kept", idle)
+		}
+		poll(t, "the Reaped event", func() (bool, error) {
+			evs, err := env.Kube.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
+				FieldSelector: fields.OneTermEqualSelector("involvedObject.name", idle).String()})
+			return err == nil && len(evs.Items) > 0, err
+		})
+	})
+	t.Run("watch", func(t *testing.T) {
+		h := newHarness(t, harnessOpts{watch: true, restConfig: boundServiceAccount(t, clusterRules)}, nil)
+		busy := h.namespace(t, nil)
+		idle := h.namespace(t, nil)
+		createPod(t, busy, corev1.PodPending, time.Time{})
+		waitAnnotation(t, busy, h.clock.Now())
+		must(t, h.r.RunOnce(ctx))
+		if !deletionRequested(t, idle) || deletionRequested(t, busy) {
+			t.Errorf("deletion requested: idle %v, busy %v; want true, false", deletionRequested(t, idle), deletionRequested(t, busy))
+		}
+	})
+	t.Run("no delete verb", func(t *testing.T) {
+		rules := append([]rbacv1.PolicyRule(nil), clusterRules...)
+		rules[0] = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "patch"}}
+		h := newHarness(t, harnessOpts{restConfig: boundServiceAccount(t, rules)}, nil)
+		idle := h.namespace(t, nil)
+		err := h.r.RunOnce(ctx)
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("RunOnce() = %v, want Forbidden", err)
+		}
+		if deletionRequested(t, idle) {
+			t.Errorf("namespace %s was deleted without the delete verb", idle)
+		}
+		if got := testutil.ToFloat64(h.r.metrics.errors); got < 1 {
+			t.Errorf("errors_total = %v, want at least 1", got)
+		}
+	})
+}
