@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -354,6 +355,9 @@ func (p *Pass) planAnnotations(ctx context.Context, dir *directory.Config, resul
 	}
 	plan := &annotationPlan{changes: PlanAnnotations(p.cfg.UserPrefix, namespaces, ids), before: namespaces}
 	for name, a := range namespaces {
+		if !strings.HasPrefix(name, p.cfg.UserPrefix) {
+			continue
+		}
 		if _, ok := a[identity.UserAnnotation]; ok {
 			plan.current++
 		}

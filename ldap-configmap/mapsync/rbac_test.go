@@ -3,14 +3,16 @@ package mapsync
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/record"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -45,6 +47,18 @@ func TestRBAC(t *testing.T) {
 		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: ToolName}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Events on cluster-scoped Namespaces are recorded in "default".
+	evRole := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: ToolName + "-" + c.Namespace}, Rules: role.Rules[1:]}
+	if _, err := k.RbacV1().Roles("default").Create(ctx, evRole, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.RbacV1().Roles("default").Delete(ctx, evRole.Name, metav1.DeleteOptions{}) })
+	evRB := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: evRole.Name},
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: evRole.Name}, Subjects: subject}
+	if _, err := k.RbacV1().RoleBindings("default").Create(ctx, evRB, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = k.RbacV1().RoleBindings("default").Delete(ctx, evRB.Name, metav1.DeleteOptions{}) })
 	if _, err := k.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +74,10 @@ func TestRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(c, Deps{Client: sa, Log: zaptest.NewLogger(t), Registry: prometheus.NewRegistry(), Recorder: record.NewFakeRecorder(100)})
+	log := zaptest.NewLogger(t)
+	rec, stop := events.NewRecorder(sa, ToolName, log)
+	defer stop()
+	p, err := New(c, Deps{Client: sa, Log: log, Registry: prometheus.NewRegistry(), Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,5 +94,26 @@ func TestRBAC(t *testing.T) {
 	}
 	if got := nsAnnotations(t, "rb-gone"); len(got) != 0 {
 		t.Errorf("rb-gone annotations = %v, want none", got)
+	}
+	// The Events were written with these permissions (the recorder is asynchronous).
+	for _, want := range []struct{ namespace, object, reason string }{
+		{c.Namespace, "user-uid-map", "Synced"},
+		{"default", "rb-gone", "IdentityRemoved"},
+	} {
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+			list, err := k.CoreV1().Events(want.namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + want.object})
+			if err != nil {
+				return false, err
+			}
+			for _, e := range list.Items {
+				if e.Reason == want.reason {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Errorf("Event %s on %s in %s: %v", want.reason, want.object, want.namespace, err)
+		}
 	}
 }

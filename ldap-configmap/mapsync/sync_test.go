@@ -295,19 +295,29 @@ func TestDryRun(t *testing.T) {
 	c := testConfig(t, env.LDAP)
 	c.Mappers = []string{directory.MapperUID}
 	c.DryRun = true
+	c.NamespaceAnnotations, c.UserPrefix = true, "dr-"
+	userNamespaces(t, "dr-alice")
+	createNamespace(t, "dr-gone", map[string]string{"kubehpc.io/user": "gone"})
 	h := newHarness(t, c)
 	h.mustRun(t)
 	if h.counter.Writes() != 0 {
 		t.Errorf("dry-run writes = %s, want none", h.counter)
 	}
 	out := c.Out.(*bytes.Buffer).String()
-	for _, want := range []string{"--- ConfigMap " + c.Namespace + "/user-uid-map: 5 added, 0 removed, 0 changed", `+ user-alice: "10001"`, `+ user-john-smith: "10003"`} {
+	for _, want := range []string{"--- ConfigMap " + c.Namespace + "/user-uid-map: 5 added, 0 removed, 0 changed", `+ dr-alice: "10001"`, `+ dr-john-smith: "10003"`,
+		`~ Namespace dr-alice: kubehpc.io/uid="10001" (was "")`, `- Namespace dr-gone: remove identity annotations (user "gone" not in LDAP)`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, out)
 		}
 	}
 	if _, err := env.Kube.Client.CoreV1().ConfigMaps(c.Namespace).Get(context.Background(), "user-uid-map", metav1.GetOptions{}); err == nil {
 		t.Error("dry-run created user-uid-map")
+	}
+	if got := nsAnnotations(t, "dr-alice"); len(got) != 0 {
+		t.Errorf("dry-run annotated dr-alice: %v", got)
+	}
+	if got := nsAnnotations(t, "dr-gone"); len(got) != 1 {
+		t.Errorf("dry-run removed dr-gone's annotations: %v", got)
 	}
 }
 
