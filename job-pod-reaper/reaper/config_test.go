@@ -14,7 +14,7 @@ import (
 
 var tool = app.Tool{Name: ToolName, MetricsNamespace: "job_pod_reaper", Version: "test", EnvAliases: EnvAliases}
 
-func parse(t *testing.T, args []string, env map[string]string) (*Config, *app.Options, error) {
+func parse(t testing.TB, args []string, env map[string]string) (*Config, *app.Options, error) {
 	t.Helper()
 	c := &Config{}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
@@ -60,8 +61,9 @@ type harness struct {
 }
 
 // newHarness builds a reaper from argv acting with cfg; once selects the
-// LIST mode, otherwise Start runs (watch mode) until the test ends.
-func newHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now time.Time) *harness {
+// LIST mode, otherwise Start runs (watch mode) until the test ends. A zero
+// now means the real clock.
+func newHarness(t testing.TB, cfg *rest.Config, args []string, once bool, now time.Time) *harness {
 	t.Helper()
 	h := buildHarness(t, cfg, args, once, now)
 	if once {
@@ -87,7 +89,7 @@ func newHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now ti
 }
 
 // buildHarness builds the reaper without starting it.
-func buildHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now time.Time) *harness {
+func buildHarness(t testing.TB, cfg *rest.Config, args []string, once bool, now time.Time) *harness {
 	t.Helper()
 	c, _, err := parse(t, args, nil)
 	if err != nil {
@@ -98,12 +100,20 @@ func buildHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now 
 	if err != nil {
 		t.Fatal(err)
 	}
-	core, logs := observer.New(zap.DebugLevel)
+	level := zap.DebugLevel
+	if _, bench := t.(*testing.B); bench {
+		level = zap.WarnLevel
+	}
+	core, logs := observer.New(level)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := &harness{reg: prometheus.NewRegistry(), logs: logs, clock: testingclock.NewFakeClock(now), counter: counter, ctx: ctx,
-		client: client, log: zap.New(core)}
-	h.r, err = c.build(ctx, app.Env{Log: h.log, Clock: h.clock, Registry: h.reg, RESTConfig: counted, Client: client,
+	h := &harness{reg: prometheus.NewRegistry(), logs: logs, counter: counter, ctx: ctx, client: client, log: zap.New(core)}
+	var clk clock.WithTicker = clock.RealClock{}
+	if !now.IsZero() {
+		h.clock = testingclock.NewFakeClock(now)
+		clk = h.clock
+	}
+	h.r, err = c.build(ctx, app.Env{Log: h.log, Clock: clk, Registry: h.reg, RESTConfig: counted, Client: client,
 		Daemon: daemon.Options{Once: once}})
 	if err != nil {
 		t.Fatal(err)
@@ -111,7 +121,7 @@ func buildHarness(t *testing.T, cfg *rest.Config, args []string, once bool, now 
 	return h
 }
 
-func (h *harness) runOnce(t *testing.T) {
+func (h *harness) runOnce(t testing.TB) {
 	t.Helper()
 	if err := h.r.RunOnce(h.ctx); err != nil {
 		t.Fatalf("RunOnce: %v", err)

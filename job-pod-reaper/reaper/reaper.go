@@ -159,26 +159,23 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 		r.warn(e)
 	}
 	r.budget.reset()
-	var errs []error
+	var work []func() error
 	deferred := 0
 	for _, e := range plan.Expired {
 		if !r.budget.take() {
 			deferred++
 			continue
 		}
-		if err := r.reapPod(ctx, e); err != nil {
-			errs = append(errs, err)
-		}
+		work = append(work, func() error { return r.reapPod(ctx, e) })
 	}
 	for _, o := range plan.Orphans {
 		if !r.budget.take() {
 			deferred++
 			continue
 		}
-		if err := r.deleteObject(ctx, o, "orphan"); err != nil {
-			errs = append(errs, err)
-		}
+		work = append(work, func() error { return r.deleteObject(ctx, o, "orphan") })
 	}
+	errs := runAll(work, deleteWorkers)
 	if deferred > 0 {
 		r.metrics.capReached.Inc()
 		r.metrics.deferred.Add(float64(deferred))
@@ -392,6 +389,34 @@ func (b *budget) take() bool {
 	}
 	b.used++
 	return true
+}
+
+// deleteWorkers is how many deletions a pass runs at once (the client's
+// QPS limit still applies).
+const deleteWorkers = 8
+
+// runAll runs fns, at most n at a time, and returns their errors.
+func runAll(fns []func() error, n int) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, n)
+	for _, fn := range fns {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 func keyOf(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }

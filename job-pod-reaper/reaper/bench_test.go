@@ -1,0 +1,265 @@
+package reaper
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	watchapi "k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubehpc/kubehpc/pkg/identity"
+)
+
+// The benchmark population (the scale): benchNamespaces namespaces
+// with benchPodsPerNS pods each, every pod with a Service, a ConfigMap and a
+// Secret of its job; one pod in twenty has expired.
+const (
+	benchNamespaces = 1000
+	benchPodsPerNS  = 10
+	benchExpiredPct = 5
+)
+
+// population is created once per test binary and shared by the benchmarks.
+type population struct {
+	once    sync.Once
+	nsFlag  string
+	lbl     map[string]string
+	ns      []string
+	created time.Duration
+	err     error
+}
+
+var benchPop population
+
+// fastConfig is the admin config with client-side rate limits out of the way.
+func fastConfig(qps float32, burst int) *rest.Config {
+	cfg := rest.CopyConfig(env.Kube.Config)
+	cfg.QPS, cfg.Burst = qps, burst
+	return cfg
+}
+
+// populate creates the population (once).
+func populate(b *testing.B) *population {
+	b.Helper()
+	p := &benchPop
+	p.once.Do(func() {
+		v := fmt.Sprintf("bench%d", os.Getpid()%10000)
+		p.lbl = map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": v}
+		p.nsFlag = "--namespace-labels=" + identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue + ",kubehpc-test=" + v
+		client, err := kubernetes.NewForConfig(fastConfig(5000, 10000))
+		if err != nil {
+			p.err = err
+			return
+		}
+		start := time.Now()
+		ctx := context.Background()
+		for i := range benchNamespaces {
+			p.ns = append(p.ns, fmt.Sprintf("bench-%s-%04d", v, i))
+		}
+		work := make(chan int)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 24 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					if err := createBenchNamespace(ctx, client, p.ns[i], p.lbl, i); err != nil {
+						mu.Lock()
+						p.err = err
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		for i := range p.ns {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		p.created = time.Since(start)
+		fmt.Fprintf(os.Stderr, "bench: created %d namespaces, %d pods and %d companions in %v\n",
+			benchNamespaces, benchNamespaces*benchPodsPerNS, 3*benchNamespaces*benchPodsPerNS, p.created.Round(time.Second))
+	})
+	if p.err != nil {
+		b.Fatal(p.err)
+	}
+	return p
+}
+
+func createBenchNamespace(ctx context.Context, client kubernetes.Interface, ns string, lbl map[string]string, idx int) error {
+	core := client.CoreV1()
+	if _, err := core.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: lbl}}, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("create namespace %s: %w", ns, err)
+	}
+	for j := range benchPodsPerNS {
+		job := fmt.Sprintf("job-%d", j)
+		lifetime := "24h"
+		if (idx*benchPodsPerNS+j)%(100/benchExpiredPct) == 0 {
+			lifetime = "1h"
+		}
+		labels := map[string]string{identity.ManagedByLabel: identity.OnDemandManagedBy, identity.JobLabel: job, identity.AccountLabel: "proj"}
+		om := metav1.ObjectMeta{Name: job, Labels: labels, Annotations: map[string]string{identity.LifetimeAnnotation: lifetime}}
+		pod := &corev1.Pod{ObjectMeta: om, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.org/app",
+			Resources: corev1.ResourceRequirements{Requests: requests("1", "1Gi")}}}}}
+		if _, err := core.Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create pod %s/%s: %w", ns, job, err)
+		}
+		cm := metav1.ObjectMeta{Name: job + "-configmap", Labels: labels}
+		if _, err := core.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: cm, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create configmap: %w", err)
+		}
+		sm := metav1.ObjectMeta{Name: job + "-secret", Labels: labels}
+		if _, err := core.Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: sm, StringData: map[string]string{"password": "x"}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create secret: %w", err)
+		}
+		svc := metav1.ObjectMeta{Name: job + "-service", Labels: labels}
+		if _, err := core.Services(ns).Create(ctx, &corev1.Service{ObjectMeta: svc, Spec: corev1.ServiceSpec{
+			Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create service: %w", err)
+		}
+	}
+	return nil
+}
+
+// BenchmarkOncePass is one --once pass over the population: 1,000
+// namespaces, 10,000 pods and 30,000 companions, 500 pods expired (deleted
+// with their 1,500 companions). It reports the API requests of the pass.
+func BenchmarkOncePass(b *testing.B) {
+	p := populate(b)
+	for b.Loop() {
+		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0"}, true, time.Now().Add(2*time.Hour))
+		start := time.Now()
+		if err := h.r.RunOnce(h.ctx); err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(start)
+		b.ReportMetric(elapsed.Seconds(), "pass_s")
+		b.ReportMetric(float64(h.counter.Total("GET")), "list_requests/op")
+		b.ReportMetric(float64(h.counter.Total()), "api_requests/op")
+		b.ReportMetric(float64(h.counter.Total("DELETE")), "deletes/op")
+		fmt.Fprintf(os.Stderr, "bench: --once pass %v: %s\n", elapsed.Round(time.Millisecond), h.counter)
+	}
+}
+
+// benchLagPods is how many short-lived pods measure the expiry lag.
+const benchLagPods = 200
+
+// BenchmarkWatch starts the watch mode over the population and reports the
+// time to sync the caches, the memory they take, the duration and the API
+// requests of a full resync, and the lag between a pod's walltime end and
+// its deletion (seen by an independent watch) for benchLagPods pods with
+// a 4s walltime.
+func BenchmarkWatch(b *testing.B) {
+	p := populate(b)
+	admin, err := kubernetes.NewForConfig(fastConfig(5000, 10000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0"}, false, time.Time{})
+		synced := time.Since(start)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heapMB := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / (1 << 20)
+
+		h.counter.Reset()
+		start = time.Now()
+		if err := h.r.RunOnce(h.ctx); err != nil {
+			b.Fatal(err)
+		}
+		resync := time.Since(start)
+		resyncGets := h.counter.Total("GET")
+
+		lags := measureLag(b, admin, p)
+		slices.Sort(lags)
+		pct := func(q float64) float64 { return lags[int(q*float64(len(lags)-1))].Seconds() * 1000 }
+		b.ReportMetric(synced.Seconds(), "cache_sync_s")
+		b.ReportMetric(heapMB, "cache_heap_MB")
+		b.ReportMetric(resync.Seconds()*1000, "resync_ms")
+		b.ReportMetric(float64(resyncGets), "resync_list_requests")
+		b.ReportMetric(pct(0.5), "lag_p50_ms")
+		b.ReportMetric(pct(0.99), "lag_p99_ms")
+		b.ReportMetric(lags[len(lags)-1].Seconds()*1000, "lag_max_ms")
+		b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
+		fmt.Fprintf(os.Stderr, "bench: watch synced in %v, heap +%.0f MB, resync %v with %d GETs, lag p50 %.0fms p99 %.0fms max %.0fms\n",
+			synced.Round(time.Millisecond), heapMB, resync.Round(time.Millisecond), resyncGets, pct(0.5), pct(0.99), lags[len(lags)-1].Seconds()*1000)
+	}
+}
+
+// measureLag creates benchLagPods pods with a 4s walltime, spread over the
+// population's namespaces, and returns for each the time from its walltime
+// end (creationTimestamp + 4s, as the reaper computes it) to the DELETED
+// event seen by an independent watch.
+func measureLag(b *testing.B, admin kubernetes.Interface, p *population) []time.Duration {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sel := "bench-lag=" + strconv.Itoa(os.Getpid())
+	w, err := admin.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	const lifetime = 4 * time.Second
+	for i := range benchLagPods {
+		ns := p.ns[i*len(p.ns)/benchLagPods]
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "lag-" + strconv.Itoa(i), Labels: map[string]string{
+				identity.ManagedByLabel: identity.OnDemandManagedBy, identity.JobLabel: "lag-" + strconv.Itoa(i), "bench-lag": strconv.Itoa(os.Getpid())},
+				Annotations: map[string]string{identity.LifetimeAnnotation: lifetime.String()}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.org/app"}}},
+		}
+		if _, err := admin.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var lags []time.Duration
+	for len(lags) < benchLagPods {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				b.Fatalf("watch closed after %d deletions", len(lags))
+			}
+			if ev.Type != watchapi.Deleted {
+				continue
+			}
+			pod := ev.Object.(*corev1.Pod)
+			lags = append(lags, time.Since(pod.CreationTimestamp.Add(lifetime)))
+		case <-ctx.Done():
+			b.Fatalf("only %d of %d short-lived pods deleted within 2 minutes", len(lags), benchLagPods)
+		}
+	}
+	return lags
+}
+
+// peakRSS returns the test process's peak resident set size (VmHWM), which
+// includes the population generator.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
