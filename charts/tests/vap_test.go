@@ -70,6 +70,9 @@ type attack struct {
 	name   string
 	mutate func(p *corev1.Pod)
 	want   string
+	// kyverno is the Kyverno ClusterPolicy rule ("policy/rule", without the
+	// name prefix) that must fail for this pod.
+	kyverno string
 }
 
 // attacks is the catalogue of the issue, and more, for user alice (UID and
@@ -82,53 +85,53 @@ var attacks = []attack{
 	{"privileged", func(p *corev1.Pod) {
 		p.Spec.Containers[0].SecurityContext.Privileged = ptr(true)
 		p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
-	}, "privileged"},
-	{"hostPath /etc", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/etc" }, "hostPath volumes are only allowed under /fs/scratch, /apps and the user home directory; not allowed: /etc"},
-	{"hostPath prefix without a component boundary", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/fs/scratchx" }, "not allowed: /fs/scratchx"},
-	{"hostPath another user's home", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/users/bob" }, "not allowed: /users/bob"},
-	{"hostPath root", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/" }, "not allowed: /"},
-	{"hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, "host namespaces are not allowed"},
-	{"hostPID", func(p *corev1.Pod) { p.Spec.HostPID = true }, "host namespaces are not allowed"},
-	{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }, "host namespaces are not allowed"},
-	{"hostPort", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].HostPort = 8888 }, "host ports are not allowed: main"},
-	{"privilege escalation", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr(true) }, "allowPrivilegeEscalation must be false in every container; not in: main"},
-	{"privilege escalation unset", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.AllowPrivilegeEscalation = nil }, "allowPrivilegeEscalation must be false in every container; not in: init"},
+	}, "privileged", "pod-security/privileged"},
+	{"hostPath /etc", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/etc" }, "hostPath volumes are only allowed under /fs/scratch, /apps and the user home directory; not allowed: /etc", "pod-security/host-paths"},
+	{"hostPath prefix without a component boundary", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/fs/scratchx" }, "not allowed: /fs/scratchx", "pod-security/host-paths"},
+	{"hostPath another user's home", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/users/bob" }, "not allowed: /users/bob", "pod-security/host-paths"},
+	{"hostPath root", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/" }, "not allowed: /", "pod-security/host-paths"},
+	{"hostNetwork", func(p *corev1.Pod) { p.Spec.HostNetwork = true }, "host namespaces are not allowed", "pod-security/host-namespaces"},
+	{"hostPID", func(p *corev1.Pod) { p.Spec.HostPID = true }, "host namespaces are not allowed", "pod-security/host-namespaces"},
+	{"hostIPC", func(p *corev1.Pod) { p.Spec.HostIPC = true }, "host namespaces are not allowed", "pod-security/host-namespaces"},
+	{"hostPort", func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].HostPort = 8888 }, "host ports are not allowed: main", "pod-security/host-ports"},
+	{"privilege escalation", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = ptr(true) }, "allowPrivilegeEscalation must be false in every container; not in: main", "pod-security/privilege-escalation"},
+	{"privilege escalation unset", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.AllowPrivilegeEscalation = nil }, "allowPrivilegeEscalation must be false in every container; not in: init", "pod-security/privilege-escalation"},
 	{"added capability", func(p *corev1.Pod) {
 		p.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
-	}, "adding capabilities is not allowed: main"},
-	{"runAsUser of another user", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(10002)) }, "runAsUser must be 10001, the LDAP UID of alice"},
-	{"container runAsUser of another user", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.RunAsUser = ptr(int64(10002)) }, "wrong or unset in: main"},
-	{"init container as root", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001, the LDAP UID of alice, in the pod securityContext or in every container; wrong or unset in: init"},
-	{"root", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001"},
-	{"runAsUser unset", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = nil }, "wrong or unset in: main, init"},
-	{"runAsNonRoot false", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsNonRoot = ptr(false) }, "runAsNonRoot must be true"},
-	{"runAsGroup of another group", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsGroup = ptr(int64(0)) }, "runAsGroup must be 10001, the primary LDAP GID of alice"},
-	{"fsGroup of another group", func(p *corev1.Pod) { p.Spec.SecurityContext.FSGroup = ptr(int64(20002)) }, "spec.securityContext.fsGroup must be 10001"},
+	}, "adding capabilities is not allowed: main", "pod-security/capabilities"},
+	{"runAsUser of another user", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(10002)) }, "runAsUser must be 10001, the LDAP UID of alice", "pod-identity/run-as-user"},
+	{"container runAsUser of another user", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.RunAsUser = ptr(int64(10002)) }, "wrong or unset in: main", "pod-identity/run-as-user"},
+	{"init container as root", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001, the LDAP UID of alice, in the pod securityContext or in every container; wrong or unset in: init", "pod-identity/run-as-user"},
+	{"root", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001", "pod-identity/run-as-user"},
+	{"runAsUser unset", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = nil }, "wrong or unset in: main, init", "pod-identity/run-as-user"},
+	{"runAsNonRoot false", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsNonRoot = ptr(false) }, "runAsNonRoot must be true", "pod-identity/run-as-non-root"},
+	{"runAsGroup of another group", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsGroup = ptr(int64(0)) }, "runAsGroup must be 10001, the primary LDAP GID of alice", "pod-identity/run-as-group"},
+	{"fsGroup of another group", func(p *corev1.Pod) { p.Spec.SecurityContext.FSGroup = ptr(int64(20002)) }, "spec.securityContext.fsGroup must be 10001", "pod-identity/fs-group"},
 	{"supplemental group the user lacks", func(p *corev1.Pod) {
 		p.Spec.SecurityContext.SupplementalGroups = append(p.Spec.SecurityContext.SupplementalGroups, 20002)
-	}, "supplementalGroups may only hold the LDAP groups of alice; not theirs: 20002"},
+	}, "supplementalGroups may only hold the LDAP groups of alice; not theirs: 20002", "pod-identity/supplemental-groups"},
 	{"supplemental group that is a substring of one of the user's", func(p *corev1.Pod) {
 		p.Spec.SecurityContext.SupplementalGroups = []int64{2000}
-	}, "not theirs: 2000"},
-	{"supplementalGroupsPolicy not Strict", func(p *corev1.Pod) { p.Spec.SecurityContext.SupplementalGroupsPolicy = nil }, "supplementalGroupsPolicy must be Strict"},
-	{"account the user is not in", func(p *corev1.Pod) { p.Labels["account"] = "pzs0002" }, "account pzs0002 is not one of the LDAP groups of alice"},
-	{"account that is a substring of the user's", func(p *corev1.Pod) { p.Labels["account"] = "pzs000" }, "account pzs000 is not one of the LDAP groups of alice"},
-	{"no account", func(p *corev1.Pod) { delete(p.Labels, "account") }, "the label 'account' (the project account the pod charges) is required"},
-	{"no lifetime", func(p *corev1.Pod) { delete(p.Annotations, "pod.kubernetes.io/lifetime") }, "the walltime annotation pod.kubernetes.io/lifetime is required"},
-	{"lifetime over the max", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "48h" }, "pod.kubernetes.io/lifetime 48h is over the maximum of 24h"},
-	{"lifetime in days", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "1d" }, "pod.kubernetes.io/lifetime 1d is not a positive duration"},
-	{"no limits", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits = nil }, "every container needs CPU and memory requests and limits; missing in: main"},
-	{"no memory limit", func(p *corev1.Pod) { delete(p.Spec.InitContainers[0].Resources.Limits, corev1.ResourceMemory) }, "missing in: init"},
+	}, "not theirs: 2000", "pod-identity/supplemental-groups"},
+	{"supplementalGroupsPolicy not Strict", func(p *corev1.Pod) { p.Spec.SecurityContext.SupplementalGroupsPolicy = nil }, "supplementalGroupsPolicy must be Strict", "pod-security/supplemental-groups-policy-strict"},
+	{"account the user is not in", func(p *corev1.Pod) { p.Labels["account"] = "pzs0002" }, "account pzs0002 is not one of the LDAP groups of alice", "pod-identity/account-is-users-group"},
+	{"account that is a substring of the user's", func(p *corev1.Pod) { p.Labels["account"] = "pzs000" }, "account pzs000 is not one of the LDAP groups of alice", "pod-identity/account-is-users-group"},
+	{"no account", func(p *corev1.Pod) { delete(p.Labels, "account") }, "the label 'account' (the project account the pod charges) is required", "pod-identity/account-required"},
+	{"no lifetime", func(p *corev1.Pod) { delete(p.Annotations, "pod.kubernetes.io/lifetime") }, "the walltime annotation pod.kubernetes.io/lifetime is required", "pod-security/lifetime-required"},
+	{"lifetime over the max", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "48h" }, "pod.kubernetes.io/lifetime 48h is over the maximum of 24h", "pod-security/lifetime-maximum"},
+	{"lifetime in days", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "1d" }, "pod.kubernetes.io/lifetime 1d is not a positive duration", "pod-security/lifetime-valid"},
+	{"no limits", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits = nil }, "every container needs CPU and memory requests and limits; missing in: main", "pod-security/resources-required"},
+	{"no memory limit", func(p *corev1.Pod) { delete(p.Spec.InitContainers[0].Resources.Limits, corev1.ResourceMemory) }, "missing in: init", "pod-security/resources-required"},
 	{"CPU limit over the max", func(p *corev1.Pod) {
 		p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("16")
-	}, "CPU requests and limits may be at most 8 and memory at most 32Gi per container; over in: main"},
+	}, "CPU requests and limits may be at most 8 and memory at most 32Gi per container; over in: main", "pod-security/resources-maximum"},
 	{"memory over the max", func(p *corev1.Pod) {
 		p.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("64Gi")
 		p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("33Gi")
-	}, "over in: main"},
-	{"untrusted registry", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "evil.example.com/miner:1" }, "images may only come from registry.example.org, docker.io/library; not allowed: main"},
-	{"registry name as a prefix of another host", func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "registry.example.org.evil.com/x:1" }, "not allowed: init"},
-	{"unqualified image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "busybox" }, "not allowed: main"},
+	}, "over in: main", "pod-security/resources-maximum"},
+	{"untrusted registry", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "evil.example.com/miner:1" }, "images may only come from registry.example.org, docker.io/library; not allowed: main", "pod-security/registries"},
+	{"registry name as a prefix of another host", func(p *corev1.Pod) { p.Spec.InitContainers[0].Image = "registry.example.org.evil.com/x:1" }, "not allowed: init", "pod-security/registries"},
+	{"unqualified image", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "busybox" }, "not allowed: main", "pod-security/registries"},
 }
 
 // TestVAPAttackCatalogue proves, on the real API server, that each attack is

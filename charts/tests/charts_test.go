@@ -1,0 +1,276 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// render is one chart with one values file to lint, render and validate.
+type render struct {
+	name, chart, values string
+}
+
+// renders lists every chart with its default values, and the umbrella with
+// every example in ci/.
+func renders(t *testing.T) []render {
+	t.Helper()
+	out := []render{{name: "kubehpc/default", chart: umbrella(t)}}
+	for _, s := range subcharts {
+		out = append(out, render{name: s + "/default", chart: subchart(t, s)})
+	}
+	ci, err := filepath.Glob(filepath.Join(umbrella(t), "ci", "*.yaml"))
+	if err != nil || len(ci) == 0 {
+		t.Fatalf("no example values in ci/: %v", err)
+	}
+	for _, f := range ci {
+		out = append(out, render{name: "kubehpc/" + strings.TrimSuffix(filepath.Base(f), ".yaml"), chart: umbrella(t), values: f})
+	}
+	return out
+}
+
+func (r render) args() []string {
+	if r.values == "" {
+		return nil
+	}
+	return []string{"--values", r.values}
+}
+
+// TestLint runs helm lint --strict on every chart with its default values and
+// on the umbrella with each example.
+func TestLint(t *testing.T) {
+	for _, r := range renders(t) {
+		t.Run(r.name, func(t *testing.T) {
+			if _, err := helm(t, append([]string{"lint", "--strict", r.chart}, r.args()...)...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestTemplateServerDryRun renders every chart and example and has the real
+// API server validate each object (kubectl apply --dry-run=server: strict
+// field validation and admission), with the CRDs they use installed:
+// Kyverno's ClusterPolicy and the Prometheus Operator's ServiceMonitor.
+func TestTemplateServerDryRun(t *testing.T) {
+	installCRDs(t)
+	for i, r := range renders(t) {
+		t.Run(r.name, func(t *testing.T) {
+			ns := fmt.Sprintf("dryrun-%d", i)
+			out, err := helm(t, append([]string{"template", "kubehpc", r.chart, "--namespace", ns}, r.args()...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs := splitDocs(t, out)
+			if len(docs) < 3 {
+				t.Fatalf("helm template rendered %d objects, want more", len(docs))
+			}
+			for _, d := range docs {
+				if n := d.GetNamespace(); n != "" {
+					ensureNamespace(t, n)
+				}
+				if d.GetNamespace() == "" && namespaced(d.GetKind()) {
+					t.Errorf("%s %s has no namespace", d.GetKind(), d.GetName())
+				}
+			}
+			ensureNamespace(t, ns)
+			f := filepath.Join(t.TempDir(), "rendered.yaml")
+			if err := os.WriteFile(f, []byte(out), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := kubectl(t, "apply", "--dry-run=server", "--validate=strict", "-f", f); err != nil {
+				t.Errorf("server dry-run of %s: %v", r.name, err)
+			}
+		})
+	}
+}
+
+// TestSchemaViolations proves each chart's values.schema.json (and the
+// templates' own checks) reject bad values at helm template time, in the
+// umbrella (where helm lint may miss subchart schema violations) and alone.
+func TestSchemaViolations(t *testing.T) {
+	cases := []struct {
+		name, chart string
+		set         []string
+		want        string
+	}{
+		{"unknown top-level key", "kubehpc", []string{"bogus=1"}, "bogus"},
+		{"unknown subchart key", "kubehpc", []string{"ldap-configmap.bogus=1"}, "bogus"},
+		{"negative replicas", "kubehpc", []string{"job-pod-reaper.replicaCount=-1"}, "replicaCount"},
+		{"unknown mode", "kubehpc", []string{"namespace-reaper.mode=daemonset"}, "mode"},
+		{"unknown policy engine", "kubehpc", []string{"policies.engine=opa"}, "engine"},
+		{"unknown identity source", "kubehpc", []string{"policies.identitySource=ldap"}, "identitySource"},
+		{"bad walltime maximum", "kubehpc", []string{"policies.lifetime.max=1d"}, "max"},
+		{"bad LDAP URL", "kubehpc", []string{"ldap-configmap.ldap.url=http://ldap"}, "url"},
+		{"unknown mapper", "kubehpc", []string{"ldap-configmap.mappers={user-shell}"}, "mappers"},
+		{"two replicas without leader election", "kubehpc", []string{"job-pod-reaper.replicaCount=2"}, "needs leaderElection.enabled=true"},
+		{"enabled not a boolean", "kubehpc", []string{"namespace-reaper.enabled=maybe"}, "enabled"},
+		{"subchart alone: unknown key", "policies", []string{"rules.bogus=true"}, "bogus"},
+		{"subchart alone: bad scope", "job-pod-reaper", []string{"rbac.scope=everywhere"}, "scope"},
+		{"subchart alone: bad CIDR", "namespace-bootstrap", []string{"networkPolicy.allowCIDRs={10.0.0.1}"}, "allowCIDRs"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := umbrella(t)
+			if tc.chart != "kubehpc" {
+				dir = subchart(t, tc.chart)
+			}
+			args := []string{"template", "kubehpc", dir}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			_, err := helm(t, args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("helm template --set %v: err = %v, want an error about %q", tc.set, err, tc.want)
+			}
+		})
+	}
+	// The defaults of each chart pass the same gate.
+	for _, s := range append([]string{"kubehpc"}, subcharts...) {
+		dir := umbrella(t)
+		if s != "kubehpc" {
+			dir = subchart(t, s)
+		}
+		if _, err := helm(t, "template", "kubehpc", dir); err != nil {
+			t.Errorf("helm template %s with its defaults: %v", s, err)
+		}
+	}
+}
+
+// TestChartsDeclareGlobalAndEnabled checks every chart's schema declares
+// global and enabled, and its values.yaml has no duplicate keys.
+func TestChartsDeclareGlobalAndEnabled(t *testing.T) {
+	for _, s := range append([]string{"kubehpc"}, subcharts...) {
+		dir := umbrella(t)
+		if s != "kubehpc" {
+			dir = subchart(t, s)
+		}
+		var schema struct {
+			Properties map[string]any `json:"properties"`
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "values.schema.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.Unmarshal(b, &schema); err != nil {
+			t.Fatalf("%s/values.schema.json: %v", s, err)
+		}
+		for _, k := range []string{"global", "enabled"} {
+			if _, ok := schema.Properties[k]; !ok {
+				t.Errorf("%s/values.schema.json does not declare %q", s, k)
+			}
+		}
+		v, err := os.ReadFile(filepath.Join(dir, "values.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var values map[string]any
+		if err := yaml.UnmarshalStrict(v, &values); err != nil {
+			t.Errorf("%s/values.yaml: %v", s, err)
+		}
+	}
+}
+
+// TestCommonHelpersIdentical: the tool charts share _common.tpl; Helm's named
+// templates are global across a release, so the copies must not drift.
+func TestCommonHelpersIdentical(t *testing.T) {
+	var first []byte
+	for _, s := range subcharts[:4] {
+		b, err := os.ReadFile(filepath.Join(subchart(t, s), "templates", "_common.tpl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Errorf("%s/templates/_common.tpl differs from ldap-configmap's", s)
+		}
+	}
+}
+
+// splitDocs parses a multi-document YAML stream into objects.
+func splitDocs(t *testing.T, s string) []*unstructuredObj {
+	t.Helper()
+	var out []*unstructuredObj
+	d := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(s), 4096)
+	for {
+		var o unstructuredObj
+		if err := d.Decode(&o.m); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("parse rendered YAML: %v", err)
+		}
+		if len(o.m) > 0 {
+			out = append(out, &o)
+		}
+	}
+	return out
+}
+
+type unstructuredObj struct{ m map[string]any }
+
+func (o *unstructuredObj) meta() map[string]any {
+	m, _ := o.m["metadata"].(map[string]any)
+	return m
+}
+func (o *unstructuredObj) GetKind() string      { s, _ := o.m["kind"].(string); return s }
+func (o *unstructuredObj) GetName() string      { s, _ := o.meta()["name"].(string); return s }
+func (o *unstructuredObj) GetNamespace() string { s, _ := o.meta()["namespace"].(string); return s }
+
+// namespaced reports whether a kind the charts render is namespaced.
+func namespaced(kind string) bool {
+	switch kind {
+	case "ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterPolicy", "Namespace":
+		return false
+	}
+	return true
+}
+
+func ensureNamespace(t *testing.T, name string) {
+	t.Helper()
+	_, err := env.Kube.Client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", name, err)
+	}
+}
+
+var (
+	crdOnce sync.Once
+	crdErr  error
+)
+
+// installCRDs installs Kyverno's ClusterPolicy CRD (from the Kyverno module
+// the CLI is built from) and a ServiceMonitor CRD, and waits until they serve.
+func installCRDs(t *testing.T) {
+	t.Helper()
+	crdOnce.Do(func() {
+		dir, err := kyvernoModuleDir(t)
+		if err != nil {
+			crdErr = err
+			return
+		}
+		for _, f := range []string{filepath.Join(dir, "config", "crds", "kyverno", "kyverno.io_clusterpolicies.yaml"), filepath.Join("testdata", "servicemonitor-crd.yaml")} {
+			if _, err := kubectl(t, "apply", "--server-side", "-f", f); err != nil {
+				crdErr = err
+				return
+			}
+		}
+		_, crdErr = kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
+			"crd/clusterpolicies.kyverno.io", "crd/servicemonitors.monitoring.coreos.com")
+	})
+	if crdErr != nil {
+		t.Fatalf("install CRDs: %v", crdErr)
+	}
+}

@@ -1,0 +1,260 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+var update = flag.Bool("update", false, "regenerate the generated files of the Kyverno suites (policy.yaml, resources.yaml, kyverno-test.yaml) and the charts' README values tables")
+
+// kyvernoBinary returns the Kyverno CLI: $KUBEHPC_KYVERNO, or the one
+// hack/kyverno.sh builds and caches (about 9 minutes the first time).
+func kyvernoBinary(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("KUBEHPC_KYVERNO"); p != "" {
+		return p
+	}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, filepath.Join(root, "hack", "kyverno.sh"))
+	return strings.TrimSpace(must(t, out, err))
+}
+
+// kyvernoModuleDir is the source of the Kyverno module the CLI is built from
+// (for its CRDs).
+func kyvernoModuleDir(t testing.TB) (string, error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	out, err := run(t, "go", "-C", filepath.Join(root, "hack", "kyverno"), "list", "-m", "-f", "{{.Dir}}", "github.com/kyverno/kyverno")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(out), nil
+}
+
+// kyvernoSuite is charts/kubehpc/charts/policies/tests/kyverno.
+func kyvernoSuite(t *testing.T) string {
+	return filepath.Join(subchart(t, "policies"), "tests", "kyverno")
+}
+
+// TestKyvernoCLI runs `kyverno test` on the suites under
+// policies/tests/kyverno: the attack catalogue of TestVAPAttackCatalogue
+// against the Kyverno ClusterPolicies the chart renders (identity from the
+// ConfigMaps, given as test variables), and against the chart's own
+// ValidatingAdmissionPolicies. The generated files are checked to match what
+// the chart and the catalogue produce now (-update rewrites them).
+func TestKyvernoCLI(t *testing.T) {
+	suite := kyvernoSuite(t)
+	want := generateSuite(t, filepath.Join(suite, "configmaps"), "kyverno") + generateSuite(t, filepath.Join(suite, "vap"), "vap")
+	bin := kyvernoBinary(t)
+	out, err := run(t, bin, "test", suite, "--output-format", "json")
+	if err != nil {
+		t.Fatalf("kyverno test: %v\n%s", err, out)
+	}
+	// Every expected result was checked and matched: the CLI counts a "skip"
+	// (e.g. an invalid policy) as passed in its summary, so read the rows.
+	type row struct {
+		Policy   string `json:"POLICY"`
+		Rule     string `json:"RULE"`
+		Resource string `json:"RESOURCE"`
+		Result   string `json:"RESULT"`
+		Reason   string `json:"REASON"`
+		Message  string `json:"MESSAGE"`
+	}
+	var rows []row
+	for rest := out; ; {
+		i := strings.Index(rest, "\n[")
+		if i < 0 {
+			break
+		}
+		dec := json.NewDecoder(strings.NewReader(rest[i+1:]))
+		var part []row
+		if err := dec.Decode(&part); err != nil {
+			t.Fatalf("parse kyverno test output: %v\n%s", err, out)
+		}
+		rows = append(rows, part...)
+		rest = rest[i+1+int(dec.InputOffset()):]
+	}
+	for _, r := range rows {
+		if r.Result != "Pass" || r.Reason != "Ok" {
+			t.Errorf("kyverno test: %s %s on %s: %s (%s) %s", r.Policy, r.Rule, r.Resource, r.Result, r.Reason, r.Message)
+		}
+	}
+	if len(rows) != want {
+		t.Errorf("kyverno test checked %d results, want %d", len(rows), want)
+	}
+}
+
+// vapPolicy is the ValidatingAdmissionPolicy that holds a Kyverno rule of
+// the catalogue.
+// (identity from the ConfigMaps: one policy per map).
+func vapPolicy(kyvernoRule string) string {
+	switch kyvernoRule {
+	case "pod-security/host-paths":
+		return "kubehpc-pod-hostpath"
+	case "pod-identity/user-has-identity", "pod-identity/run-as-user", "pod-identity/run-as-non-root":
+		return "kubehpc-pod-uid"
+	case "pod-identity/run-as-group", "pod-identity/fs-group":
+		return "kubehpc-pod-gid"
+	case "pod-identity/supplemental-groups":
+		return "kubehpc-pod-gids"
+	case "pod-identity/account-required", "pod-identity/account-is-users-group":
+		return "kubehpc-pod-groups"
+	}
+	return "kubehpc-pod-security"
+}
+
+// generateSuite writes (with -update) or checks policy.yaml, resources.yaml
+// and kyverno-test.yaml of a suite: engine "kyverno" (the ClusterPolicies,
+// identity from the ConfigMaps given as variables) or "vap" (the
+// ValidatingAdmissionPolicies, identity from the namespace annotations given
+// as the Namespace objects). It returns the number of expected results.
+func generateSuite(t *testing.T, dir, engine string) int {
+	t.Helper()
+	args := []string{"template", "kubehpc", subchart(t, "policies"), "--namespace", "kubehpc",
+		"--values", filepath.Join(kyvernoSuite(t), "test-values.yaml"), "--set", "engine=" + engine}
+	args = append(args, "--set", "identitySource=configMaps")
+	if engine == "vap" {
+		// The rules the Kyverno CLI cannot evaluate for a VAP (UPDATE and
+		// namespaces) are proven on the API server instead.
+		args = append(args, "--set", "rules.immutableMetadata=false", "--set", "rules.namespaceIdentity=false")
+	}
+	policy, err := helm(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &user{Name: "alice", Namespace: "user-alice", UID: "10001", GID: "10001", GIDs: []string{"10001", "20001"}, Groups: []string{"alice", "pzs0001"}}
+	var resources bytes.Buffer
+	type result struct {
+		Policy    string   `json:"policy"`
+		Rule      string   `json:"rule,omitempty"`
+		Resources []string `json:"resources"`
+		Kind      string   `json:"kind"`
+		Result    string   `json:"result"`
+	}
+	var results []result
+	addPod := func(name string, p *corev1.Pod) {
+		p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		p.Name, p.GenerateName, p.Namespace = name, "", alice.Namespace
+		b, err := yaml.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&resources, "---\n%s", b)
+	}
+	good := goodPod(alice)
+	addPod("good", good)
+	for _, rule := range []string{"pod-identity/user-has-identity", "pod-identity/run-as-user", "pod-identity/run-as-group", "pod-identity/fs-group",
+		"pod-identity/run-as-non-root", "pod-identity/supplemental-groups", "pod-identity/account-required", "pod-identity/account-is-users-group",
+		"pod-security/supplemental-groups-policy-strict", "pod-security/resources-required", "pod-security/resources-maximum",
+		"pod-security/lifetime-required", "pod-security/lifetime-valid", "pod-security/lifetime-maximum", "pod-security/registries",
+		"pod-security/host-namespaces", "pod-security/privileged", "pod-security/privilege-escalation", "pod-security/capabilities",
+		"pod-security/host-ports", "pod-security/host-paths"} {
+		pol, r, _ := strings.Cut(rule, "/")
+		if engine == "vap" {
+			continue
+		}
+		results = append(results, result{Policy: "kubehpc-" + pol, Rule: r, Resources: []string{"good"}, Kind: "Pod", Result: "pass"})
+	}
+	if engine == "vap" {
+		for _, p := range []string{"kubehpc-pod-uid", "kubehpc-pod-gid", "kubehpc-pod-gids", "kubehpc-pod-groups", "kubehpc-pod-security", "kubehpc-pod-hostpath"} {
+			results = append(results, result{Policy: p, Resources: []string{"good"}, Kind: "Pod", Result: "pass"})
+		}
+	}
+	for _, a := range attacks {
+		name := podName(a.name)
+		p := goodPod(alice)
+		a.mutate(p)
+		addPod(name, p)
+		pol, r, _ := strings.Cut(a.kyverno, "/")
+		if engine == "vap" {
+			pol, r = strings.TrimPrefix(vapPolicy(a.kyverno), "kubehpc-"), ""
+		}
+		results = append(results, result{Policy: "kubehpc-" + pol, Rule: r, Resources: []string{name}, Kind: "Pod", Result: "fail"})
+	}
+	// A user missing from the maps.
+	missing := goodPod(&user{Name: "dave", UID: "10009", GID: "10009", GIDs: []string{"10009"}, Groups: []string{"dave"}})
+	missing.Spec.Volumes, missing.Spec.Containers[0].VolumeMounts = nil, nil
+	missing.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+	missing.Name, missing.GenerateName, missing.Namespace = "missing-user", "", "user-dave"
+	b, err := yaml.Marshal(missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(&resources, "---\n%s", b)
+	missingPolicy, missingRule := "kubehpc-pod-identity", "user-has-identity"
+	if engine == "vap" {
+		missingPolicy, missingRule = "kubehpc-pod-uid", ""
+	}
+	results = append(results, result{Policy: missingPolicy, Rule: missingRule, Resources: []string{"missing-user"}, Kind: "Pod", Result: "fail"})
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Result > results[j].Result })
+	test := map[string]any{
+		"apiVersion": "cli.kyverno.io/v1alpha1",
+		"kind":       "Test",
+		"metadata":   map[string]any{"name": "kubehpc-" + engine},
+		"policies":   []string{"policy.yaml"},
+		"resources":  []string{"resources.yaml"},
+		"variables":  "values.yaml",
+		"results":    results,
+	}
+	if engine == "vap" {
+		test["paramResources"] = []string{"params.yaml"}
+	}
+	tb, err := yaml.Marshal(test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := "# Generated by charts/tests TestKyvernoCLI (go test -run TestKyvernoCLI -update); do not edit.\n"
+	files := map[string]string{
+		"policy.yaml":       header + policy,
+		"resources.yaml":    header + resources.String(),
+		"kyverno-test.yaml": header + string(tb),
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if *update {
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil || string(got) != content {
+			t.Errorf("%s is out of date with the chart or the catalogue (err %v): run go test -run TestKyvernoCLI -update", path, err)
+		}
+	}
+	return len(results)
+}
+
+// podName turns an attack's name into a pod name.
+func podName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			if b.Len() > 0 && !strings.HasSuffix(b.String(), "-") {
+				b.WriteByte('-')
+			}
+		}
+	}
+	return strings.TrimSuffix(b.String(), "-")
+}
