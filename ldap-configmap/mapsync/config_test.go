@@ -102,7 +102,7 @@ func TestParseMapperFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseMapperFilters(tt.in)
+			got, err := directory.ParseMapperFilters(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("ParseMapperFilters(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
 			}
