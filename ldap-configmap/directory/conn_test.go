@@ -106,3 +106,65 @@ func TestParseRange(t *testing.T) {
 		}
 	}
 }
+
+// fixedSearcher returns the same entries for every search.
+type fixedSearcher struct{ entries []*ldap.Entry }
+
+func (f fixedSearcher) Search(*ldap.SearchRequest) (*ldap.SearchResult, error) {
+	return &ldap.SearchResult{Entries: f.entries}, nil
+}
+
+// TestAttributeNamesCaseInsensitive proves attributes are read whatever case
+// the server returns them in (the original tool lost memberOf and memberUid
+// when a server echoed the lower-case names it had asked for).
+func TestAttributeNamesCaseInsensitive(t *testing.T) {
+	cfg, _ := Preset("")
+	cfg.UserBaseDN, cfg.GroupBaseDN, cfg.Timeout = "dc=x", "dc=x", time.Second
+	s := NewSession(&cfg, fixedSearcher{entries: []*ldap.Entry{{DN: "uid=a,dc=x", Attributes: []*ldap.EntryAttribute{
+		ldap.NewEntryAttribute("UID", []string{"a"}),
+		ldap.NewEntryAttribute("uidnumber", []string{"1"}),
+		ldap.NewEntryAttribute("GIDNUMBER", []string{"2"}),
+		ldap.NewEntryAttribute("homedirectory", []string{"/home/a"}),
+		ldap.NewEntryAttribute("memberof", []string{"cn=g,dc=x"}),
+		ldap.NewEntryAttribute("MEMBERUID", []string{"a"}),
+	}}}})
+	users, err := s.Users(context.Background(), cfg.UserFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []User{{DN: "uid=a,dc=x", Name: "a", UID: "1", GID: "2", Home: "/home/a", MemberOf: []string{"cn=g,dc=x"}}}
+	if d := cmp.Diff(want, users); d != "" {
+		t.Errorf("Users() (-want +got):\n%s", d)
+	}
+	cfg.Scheme = SchemeMemberUID
+	groups, err := s.Groups(context.Background(), cfg.GroupFilter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || len(groups[0].MemberUID) != 1 {
+		t.Errorf("Groups() = %+v, want memberUid read from MEMBERUID", groups)
+	}
+}
+
+func TestPresets(t *testing.T) {
+	tests := []struct {
+		preset, scheme, userName, home string
+	}{
+		{"", SchemeMemberOf, "uid", "homeDirectory"},
+		{PresetRFC2307, SchemeMemberUID, "uid", "homeDirectory"},
+		{PresetRFC2307bis, SchemeMember, "uid", "homeDirectory"},
+		{PresetAD, SchemeMember, "sAMAccountName", "unixHomeDirectory"},
+	}
+	for _, tt := range tests {
+		c, err := Preset(tt.preset)
+		if err != nil {
+			t.Fatalf("Preset(%q) = %v", tt.preset, err)
+		}
+		if c.Scheme != tt.scheme || c.UserAttrs.Name != tt.userName || c.UserAttrs.Home != tt.home {
+			t.Errorf("Preset(%q) = scheme %s, name %s, home %s; want %s, %s, %s", tt.preset, c.Scheme, c.UserAttrs.Name, c.UserAttrs.Home, tt.scheme, tt.userName, tt.home)
+		}
+	}
+	if _, err := Preset("nis"); err == nil {
+		t.Error(`Preset("nis") = nil error, want unknown preset`)
+	}
+}
