@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -267,8 +269,15 @@ func installCRDs(t *testing.T) {
 				return
 			}
 		}
-		_, crdErr = kubectl(t, "wait", "--for=condition=Established", "--timeout=60s",
-			"crd/clusterpolicies.kyverno.io", "crd/servicemonitors.monitoring.coreos.com")
+		// Poll until the new resources are served (bounded).
+		var last error
+		err = wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+			_, last = kubectl(t, "get", "clusterpolicies.kyverno.io,servicemonitors.monitoring.coreos.com", "--all-namespaces")
+			return last == nil, nil
+		})
+		if err != nil {
+			crdErr = fmt.Errorf("CRDs not served within 60s: %w (last: %v)", err, last)
+		}
 	})
 	if crdErr != nil {
 		t.Fatalf("install CRDs: %v", crdErr)

@@ -1,18 +1,18 @@
 {{/* job-pod-reaper's own flags (kubehpc.workload includes these). */}}
 {{- define "job-pod-reaper.args" -}}
 {{- with .Values.reapNamespaces }}
-- --reap-namespaces={{ join "," . }}
+- {{ print "--reap-namespaces=" (join "," .) | quote }}
 {{- end }}
-- --namespace-labels={{ .Values.namespaceLabels }}
-- --object-labels={{ .Values.objectLabels }}
-- --job-label={{ .Values.jobLabel }}
-- --default-lifetime={{ .Values.defaultLifetime }}
-- --max-lifetime={{ .Values.maxLifetime }}
-- --age-from={{ .Values.ageFrom }}
-- --warn-before={{ .Values.warnBefore }}
-- --grace-period-seconds={{ .Values.gracePeriodSeconds }}
-- --max-deletions-per-pass={{ .Values.maxDeletionsPerPass }}
-- --orphan-min-age={{ .Values.orphanMinAge }}
+- {{ print "--namespace-labels=" (.Values.namespaceLabels) | quote }}
+- {{ print "--object-labels=" (.Values.objectLabels) | quote }}
+- {{ print "--job-label=" (.Values.jobLabel) | quote }}
+- {{ print "--default-lifetime=" (.Values.defaultLifetime) | quote }}
+- {{ print "--max-lifetime=" (.Values.maxLifetime) | quote }}
+- {{ print "--age-from=" (.Values.ageFrom) | quote }}
+- {{ print "--warn-before=" (.Values.warnBefore) | quote }}
+- {{ print "--grace-period-seconds=" (.Values.gracePeriodSeconds) | quote }}
+- {{ print "--max-deletions-per-pass=" (.Values.maxDeletionsPerPass) | quote }}
+- {{ print "--orphan-min-age=" (.Values.orphanMinAge) | quote }}
 {{- end -}}
 
 {{- define "job-pod-reaper.env" -}}

@@ -65,21 +65,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* The run flags every tool shares (pkg/daemon, pkg/logging). */}}
 {{- define "kubehpc.runArgs" -}}
-- --log-format={{ .Values.logFormat }}
-- --log-level={{ .Values.logLevel }}
-- --admin-address=:{{ include "kubehpc.adminPort" . }}
+- {{ print "--log-format=" (.Values.logFormat) | quote }}
+- {{ print "--log-level=" (.Values.logLevel) | quote }}
+- {{ print "--admin-address=:" (include "kubehpc.adminPort" .) | quote }}
 {{- if include "kubehpc.isCronJob" . }}
 - --once
 {{- else }}
 {{- if .Values.schedule }}
-- --schedule={{ .Values.schedule }}
+- {{ print "--schedule=" (.Values.schedule) | quote }}
 {{- else if .Values.interval }}
-- --interval={{ .Values.interval }}
+- {{ print "--interval=" (.Values.interval) | quote }}
 {{- end }}
 {{- if .Values.leaderElection.enabled }}
 - --leader-elect
-- --leader-elect-namespace={{ .Release.Namespace }}
-- --leader-elect-lease-name={{ include "kubehpc.fullname" . }}
+- {{ print "--leader-elect-namespace=" (.Release.Namespace) | quote }}
+- {{ print "--leader-elect-lease-name=" (include "kubehpc.fullname" .) | quote }}
 {{- end }}
 {{- end }}
 {{- if .Values.dryRun }}

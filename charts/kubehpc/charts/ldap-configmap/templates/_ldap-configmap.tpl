@@ -4,7 +4,7 @@
 {{- end -}}
 
 {{- define "ldap-configmap.args" -}}
-- --ldap-url={{ .Values.ldap.url }}
+- {{ print "--ldap-url=" (.Values.ldap.url) | quote }}
 {{- if .Values.ldap.startTLS }}
 - --ldap-start-tls
 {{- end }}
@@ -12,48 +12,48 @@
 - --ldap-insecure-skip-verify
 {{- end }}
 {{- if .Values.ldap.caBundle.secretName }}
-- --ldap-ca-file=/etc/ldap-configmap/ca/{{ .Values.ldap.caBundle.key }}
+- {{ print "--ldap-ca-file=/etc/ldap-configmap/ca/" (.Values.ldap.caBundle.key) | quote }}
 {{- end }}
 {{- with .Values.ldap.bindDN }}
-- --ldap-bind-dn={{ . }}
+- {{ print "--ldap-bind-dn=" (.) | quote }}
 {{- end }}
 {{- if .Values.ldap.bindPassword.secretName }}
-- --ldap-bind-password-file=/etc/ldap-configmap/bind/{{ .Values.ldap.bindPassword.key }}
+- {{ print "--ldap-bind-password-file=/etc/ldap-configmap/bind/" (.Values.ldap.bindPassword.key) | quote }}
 {{- end }}
 {{- with .Values.ldap.preset }}
-- --ldap-preset={{ . }}
+- {{ print "--ldap-preset=" (.) | quote }}
 {{- end }}
-- --ldap-user-base-dn={{ .Values.ldap.userBaseDN }}
-- --ldap-group-base-dn={{ .Values.ldap.groupBaseDN }}
+- {{ print "--ldap-user-base-dn=" (.Values.ldap.userBaseDN) | quote }}
+- {{ print "--ldap-group-base-dn=" (.Values.ldap.groupBaseDN) | quote }}
 {{- with .Values.ldap.userFilter }}
-- --ldap-user-filter={{ . }}
+- {{ print "--ldap-user-filter=" (.) | quote }}
 {{- end }}
 {{- with .Values.ldap.groupFilter }}
-- --ldap-group-filter={{ . }}
+- {{ print "--ldap-group-filter=" (.) | quote }}
 {{- end }}
 {{- with .Values.ldap.memberScheme }}
-- --ldap-member-scheme={{ . }}
+- {{ print "--ldap-member-scheme=" (.) | quote }}
 {{- end }}
 {{- if .Values.ldap.pageSize }}
-- --ldap-page-size={{ .Values.ldap.pageSize }}
+- {{ print "--ldap-page-size=" (.Values.ldap.pageSize) | quote }}
 {{- else }}
 - --ldap-paged-search=false
 {{- end }}
-- --ldap-timeout={{ .Values.ldap.timeout }}
-- --mappers={{ join "," .Values.mappers }}
+- {{ print "--ldap-timeout=" (.Values.ldap.timeout) | quote }}
+- {{ print "--mappers=" (join "," .Values.mappers) | quote }}
 {{- range $m, $f := .Values.mapperUserFilters }}
-- --mapper-user-filter={{ $m }}={{ $f }}
+- {{ print "--mapper-user-filter=" $m "=" $f | quote }}
 {{- end }}
 {{- range $m, $f := .Values.mapperGroupFilters }}
-- --mapper-group-filter={{ $m }}={{ $f }}
+- {{ print "--mapper-group-filter=" $m "=" $f | quote }}
 {{- end }}
-- --namespace={{ include "ldap-configmap.configMapNamespace" . }}
-- --user-prefix={{ .Values.userPrefix }}
-- --namespace-annotations={{ .Values.namespaceAnnotations.enabled }}
+- {{ print "--namespace=" (include "ldap-configmap.configMapNamespace" .) | quote }}
+- {{ print "--user-prefix=" (.Values.userPrefix) | quote }}
+- {{ print "--namespace-annotations=" (.Values.namespaceAnnotations.enabled) | quote }}
 {{- if .Values.namespaceAnnotations.enabled }}
-- --namespace-selector={{ .Values.namespaceAnnotations.namespaceSelector }}
+- {{ print "--namespace-selector=" (.Values.namespaceAnnotations.namespaceSelector) | quote }}
 {{- end }}
-- --max-drop-fraction={{ .Values.safety.maxDropFraction }}
+- {{ print "--max-drop-fraction=" (.Values.safety.maxDropFraction) | quote }}
 {{- if .Values.safety.allowDrop }}
 - --allow-drop
 {{- end }}

@@ -8,86 +8,86 @@
 {{- end -}}
 
 {{- define "namespace-bootstrap.args" -}}
-- --namespace-prefix={{ .Values.namespacePrefix }}
+- {{ print "--namespace-prefix=" (.Values.namespacePrefix) | quote }}
 {{- with .Values.usernamePrefix }}
-- --username-prefix={{ . }}
+- {{ print "--username-prefix=" (.) | quote }}
 {{- end }}
 {{- with .Values.namespaceLabels }}
-- --namespace-labels={{ include "namespace-bootstrap.pairs" . }}
+- {{ print "--namespace-labels=" (include "namespace-bootstrap.pairs" .) | quote }}
 {{- end }}
 {{- with .Values.podSecurityEnforce }}
-- --pod-security-enforce={{ . }}
+- {{ print "--pod-security-enforce=" (.) | quote }}
 {{- end }}
-- --user-cluster-role={{ .Values.clusterRoles.user }}
-- --initializer-cluster-role={{ .Values.clusterRoles.initializer }}
-- --job-pod-reaper={{ .Values.jobPodReaper.enabled }}
+- {{ print "--user-cluster-role=" (.Values.clusterRoles.user) | quote }}
+- {{ print "--initializer-cluster-role=" (.Values.clusterRoles.initializer) | quote }}
+- {{ print "--job-pod-reaper=" (.Values.jobPodReaper.enabled) | quote }}
 {{- if .Values.jobPodReaper.enabled }}
-- --job-pod-reaper-cluster-role={{ .Values.jobPodReaper.clusterRole }}
-- --job-pod-reaper-service-account={{ .Values.jobPodReaper.serviceAccount }}
-- --job-pod-reaper-namespace={{ .Values.jobPodReaper.namespace | default .Release.Namespace }}
+- {{ print "--job-pod-reaper-cluster-role=" (.Values.jobPodReaper.clusterRole) | quote }}
+- {{ print "--job-pod-reaper-service-account=" (.Values.jobPodReaper.serviceAccount) | quote }}
+- {{ print "--job-pod-reaper-namespace=" (.Values.jobPodReaper.namespace | default .Release.Namespace) | quote }}
 {{- end }}
-- --network-policy-allow-cidrs={{ join "," .Values.networkPolicy.allowCIDRs }}
+- {{ print "--network-policy-allow-cidrs=" (join "," .Values.networkPolicy.allowCIDRs) | quote }}
 {{- if .Values.networkPolicy.egressDeny }}
 - --egress-deny
 {{- with .Values.networkPolicy.egressAllowCIDRs }}
-- --egress-allow-cidrs={{ join "," . }}
+- {{ print "--egress-allow-cidrs=" (join "," .) | quote }}
 {{- end }}
 {{- with .Values.networkPolicy.egressAllowPorts }}
-- --egress-allow-ports={{ join "," . }}
+- {{ print "--egress-allow-ports=" (join "," .) | quote }}
 {{- end }}
 {{- end }}
 {{- with .Values.resourceQuota }}
-- --resource-quota={{ include "namespace-bootstrap.pairs" . }}
+- {{ print "--resource-quota=" (include "namespace-bootstrap.pairs" .) | quote }}
 {{- end }}
 {{- with .Values.limitRange.default }}
-- --limit-range-default={{ include "namespace-bootstrap.pairs" . }}
+- {{ print "--limit-range-default=" (include "namespace-bootstrap.pairs" .) | quote }}
 {{- end }}
 {{- with .Values.limitRange.defaultRequest }}
-- --limit-range-default-request={{ include "namespace-bootstrap.pairs" . }}
+- {{ print "--limit-range-default-request=" (include "namespace-bootstrap.pairs" .) | quote }}
 {{- end }}
 {{- if .Values.imagePullSecret.name }}
-- --image-pull-secret={{ .Values.imagePullSecret.name }}
-- --image-pull-secret-file=/etc/namespace-bootstrap/pull-secret/{{ .Values.imagePullSecret.key }}
+- {{ print "--image-pull-secret=" (.Values.imagePullSecret.name) | quote }}
+- {{ print "--image-pull-secret-file=/etc/namespace-bootstrap/pull-secret/" (.Values.imagePullSecret.key) | quote }}
 {{- end }}
 {{- with .Values.templateValues }}
-- --template-value={{ include "namespace-bootstrap.pairs" . }}
+- {{ print "--template-value=" (include "namespace-bootstrap.pairs" .) | quote }}
 {{- end }}
 {{- if .Values.templateFiles }}
 - --template-dir=/etc/namespace-bootstrap/template
 {{- end }}
-- --terminating-timeout={{ .Values.terminatingTimeout }}
+- {{ print "--terminating-timeout=" (.Values.terminatingTimeout) | quote }}
 {{- with .Values.ldap.url }}
-- --ldap-url={{ . }}
+- {{ print "--ldap-url=" (.) | quote }}
 {{- if $.Values.ldap.startTLS }}
 - --ldap-start-tls
 {{- end }}
 {{- if $.Values.ldap.caBundle.secretName }}
-- --ldap-ca-file=/etc/namespace-bootstrap/ldap-ca/{{ $.Values.ldap.caBundle.key }}
+- {{ print "--ldap-ca-file=/etc/namespace-bootstrap/ldap-ca/" ($.Values.ldap.caBundle.key) | quote }}
 {{- end }}
 {{- with $.Values.ldap.bindDN }}
-- --ldap-bind-dn={{ . }}
+- {{ print "--ldap-bind-dn=" (.) | quote }}
 {{- end }}
 {{- if $.Values.ldap.bindPassword.secretName }}
-- --ldap-bind-password-file=/etc/namespace-bootstrap/ldap-bind/{{ $.Values.ldap.bindPassword.key }}
+- {{ print "--ldap-bind-password-file=/etc/namespace-bootstrap/ldap-bind/" ($.Values.ldap.bindPassword.key) | quote }}
 {{- end }}
-- --ldap-user-base-dn={{ $.Values.ldap.userBaseDN }}
-- --ldap-user-filter={{ $.Values.ldap.userFilter }}
-- --ldap-group-base-dn={{ $.Values.ldap.groupBaseDN }}
-- --ldap-group-filter={{ $.Values.ldap.groupFilter }}
-- --ldap-timeout={{ $.Values.ldap.timeout }}
+- {{ print "--ldap-user-base-dn=" ($.Values.ldap.userBaseDN) | quote }}
+- {{ print "--ldap-user-filter=" ($.Values.ldap.userFilter) | quote }}
+- {{ print "--ldap-group-base-dn=" ($.Values.ldap.groupBaseDN) | quote }}
+- {{ print "--ldap-group-filter=" ($.Values.ldap.groupFilter) | quote }}
+- {{ print "--ldap-timeout=" ($.Values.ldap.timeout) | quote }}
 {{- end }}
-- --reconcile={{ .Values.reconcile.enabled }}
-- --reconcile-workers={{ .Values.reconcile.workers }}
+- {{ print "--reconcile=" (.Values.reconcile.enabled) | quote }}
+- {{ print "--reconcile-workers=" (.Values.reconcile.workers) | quote }}
 {{- if include "namespace-bootstrap.serviceEnabled" . }}
-- --listen-address=:{{ .Values.service.containerPort }}
+- {{ print "--listen-address=:" (.Values.service.containerPort) | quote }}
 - --tls-cert-file=/etc/namespace-bootstrap/tls/tls.crt
 - --tls-key-file=/etc/namespace-bootstrap/tls/tls.key
-- --rate-limit={{ .Values.service.rateLimit }}
-- --rate-burst={{ .Values.service.rateBurst }}
+- {{ print "--rate-limit=" (.Values.service.rateLimit) | quote }}
+- {{ print "--rate-burst=" (.Values.service.rateBurst) | quote }}
 {{- with .Values.service.tokenAudiences }}
-- --token-audiences={{ join "," . }}
+- {{ print "--token-audiences=" (join "," .) | quote }}
 {{- end }}
-- --request-timeout={{ .Values.service.requestTimeout }}
+- {{ print "--request-timeout=" (.Values.service.requestTimeout) | quote }}
 {{- end }}
 {{- end -}}
 

@@ -1,26 +1,26 @@
 {{/* namespace-reaper's own flags (kubehpc.workload includes these). */}}
 {{- define "namespace-reaper.args" -}}
 {{- range .Values.namespaceLabels }}
-- --namespace-labels={{ . }}
+- {{ print "--namespace-labels=" (.) | quote }}
 {{- end }}
 {{- with .Values.namespaceRegexp }}
-- --namespace-regexp={{ . }}
+- {{ print "--namespace-regexp=" (.) | quote }}
 {{- end }}
-- --protected-namespaces={{ join "," (prepend .Values.protectedNamespaces .Release.Namespace) }}
-- --reap-after={{ .Values.reapAfter }}
-- --namespace-last-used-annotation={{ .Values.lastUsedAnnotation }}
-- --last-used-threshold={{ .Values.lastUsedThreshold }}
-- --reap-with-pvcs={{ .Values.reapWithPVCs }}
-- --max-deletions-per-pass={{ .Values.maxDeletionsPerPass }}
+- {{ print "--protected-namespaces=" (join "," (prepend .Values.protectedNamespaces .Release.Namespace)) | quote }}
+- {{ print "--reap-after=" (.Values.reapAfter) | quote }}
+- {{ print "--namespace-last-used-annotation=" (.Values.lastUsedAnnotation) | quote }}
+- {{ print "--last-used-threshold=" (.Values.lastUsedThreshold) | quote }}
+- {{ print "--reap-with-pvcs=" (.Values.reapWithPVCs) | quote }}
+- {{ print "--max-deletions-per-pass=" (.Values.maxDeletionsPerPass) | quote }}
 {{- with .Values.prometheus.address }}
-- --prometheus-address={{ . }}
-- --prometheus-timeout={{ $.Values.prometheus.timeout }}
-- --prometheus-retry-timeout={{ $.Values.prometheus.retryTimeout }}
+- {{ print "--prometheus-address=" (.) | quote }}
+- {{ print "--prometheus-timeout=" ($.Values.prometheus.timeout) | quote }}
+- {{ print "--prometheus-retry-timeout=" ($.Values.prometheus.retryTimeout) | quote }}
 {{- if $.Values.prometheus.bearerToken.secretName }}
-- --prometheus-bearer-token-file=/etc/namespace-reaper/prometheus-token/{{ $.Values.prometheus.bearerToken.key }}
+- {{ print "--prometheus-bearer-token-file=/etc/namespace-reaper/prometheus-token/" ($.Values.prometheus.bearerToken.key) | quote }}
 {{- end }}
 {{- if $.Values.prometheus.caBundle.secretName }}
-- --prometheus-ca-file=/etc/namespace-reaper/prometheus-ca/{{ $.Values.prometheus.caBundle.key }}
+- {{ print "--prometheus-ca-file=/etc/namespace-reaper/prometheus-ca/" ($.Values.prometheus.caBundle.key) | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
