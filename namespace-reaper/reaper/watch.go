@@ -66,9 +66,10 @@ func (w *watcher) run(ctx context.Context) error {
 				return
 			}
 			if initial {
-				// Seen at start-up: its own times, not "now", so a restart
-				// does not rewrite every annotation.
-				w.observe(pod.Namespace, podOwnTime(pod))
+				// Listed at start-up: the pod itself is in the cache, which
+				// the passes read, so only note its own times; writing them
+				// would patch every busy namespace at every restart.
+				w.note(pod.Namespace, podOwnTime(pod))
 				return
 			}
 			w.observe(pod.Namespace, PodActivity(pod, w.r.clock.Now()))
@@ -113,19 +114,27 @@ func (w *watcher) run(ctx context.Context) error {
 	return nil
 }
 
-// observe notes pod activity at t in namespace ns and queues a write.
+// observe notes pod activity at t in namespace ns and, if it is the latest
+// known, queues a write (record skips it if the annotation says as much).
 func (w *watcher) observe(ns string, t time.Time) {
+	if w.note(ns, t) {
+		w.queue.Add(ns)
+	}
+}
+
+// note records pod activity at t in memory; it reports whether t is the
+// latest known (a time noted at start-up may not have been written yet).
+func (w *watcher) note(ns string, t time.Time) bool {
 	if t.IsZero() {
-		return
+		return false
 	}
 	w.mu.Lock()
-	if !t.After(w.observed[ns]) {
-		w.mu.Unlock()
-		return
+	defer w.mu.Unlock()
+	if t.Before(w.observed[ns]) {
+		return false
 	}
 	w.observed[ns] = t
-	w.mu.Unlock()
-	w.queue.Add(ns)
+	return true
 }
 
 func (w *watcher) observedAt(ns string) time.Time {

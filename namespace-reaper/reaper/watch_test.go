@@ -105,3 +105,24 @@ func TestWatchDryRunWritesNothing(t *testing.T) {
 		t.Errorf("namespace %s was deleted in dry-run", busy)
 	}
 }
+
+// TestWatchStartupWritesNothing: pods listed at start-up do not make the
+// watch patch their namespaces; deleting a finished pod later records its
+// finish time, not the time of deletion.
+func TestWatchStartupWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	sel := newHarness(t, harnessOpts{}, nil) // only for its namespace labels
+	ns := sel.namespace(t, nil)
+	finished := time.Now().Add(time.Minute).Truncate(time.Second) // after its creation
+	p := createPod(t, ns, corev1.PodSucceeded, finished)
+	h := newHarness(t, harnessOpts{watch: true}, func(c *Config) { c.NamespaceLabels = []string{labelSelector(sel.labels)} })
+	must(t, env.Kube.Client.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}))
+	waitAnnotation(t, ns, finished)
+	if got := h.count("PATCH namespaces"); got != 1 {
+		t.Errorf("PATCH namespaces = %d, want 1: none at start-up, one for the deletion (%s)", got, h.counter)
+	}
+}
+
+func labelSelector(l map[string]string) string {
+	return identity.OnDemandNameLabel + "=" + l[identity.OnDemandNameLabel] + ",kubehpc-test=" + l["kubehpc-test"]
+}
