@@ -289,7 +289,8 @@ func TestUsernames(t *testing.T) {
 }
 
 // TestForeignNamespaceRefused proves two usernames that map to one namespace
-// (john.smith and john@smith) cannot share it.
+// (john.smith and john@smith) cannot share it, and that a namespace this
+// tool or OnDemand's hook did not make is never taken over.
 func TestForeignNamespaceRefused(t *testing.T) {
 	ctx := context.Background()
 	c := newConfig(t)
@@ -306,6 +307,34 @@ func TestForeignNamespaceRefused(t *testing.T) {
 	}
 	if w := f.counter.Writes(); w != 0 {
 		t.Errorf("refused bootstrap made %d writes, want none", w)
+	}
+
+	// A namespace someone else made (no managed-by or OnDemand label) is
+	// not taken over; one Open OnDemand's shell hook made is adopted.
+	ctx2 := context.Background()
+	for _, tc := range []struct {
+		user   string
+		labels map[string]string
+		adopt  bool
+	}{
+		{user: "dave", labels: map[string]string{"team": "infra"}},
+		{user: "carol", labels: map[string]string{"app.kubernetes.io/name": "open-ondemand"}, adopt: true},
+	} {
+		ns := c.NamespacePrefix + tc.user
+		cleanupNamespace(t, ns)
+		if _, err := env.Kube.Client.CoreV1().Namespaces().Create(ctx2, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: tc.labels}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		f.counter.Reset()
+		_, err := f.b.Bootstrap(ctx2, tc.user)
+		switch {
+		case tc.adopt && err != nil:
+			t.Errorf("Bootstrap(%s) into the OnDemand hook's namespace = %v, want adopted", tc.user, err)
+		case !tc.adopt && !errors.Is(err, ErrForeignNamespace):
+			t.Errorf("Bootstrap(%s) into a namespace someone else made = %v, want ErrForeignNamespace", tc.user, err)
+		case !tc.adopt && f.counter.Writes() != 0:
+			t.Errorf("refused bootstrap made %d writes, want none", f.counter.Writes())
+		}
 	}
 }
 

@@ -40,6 +40,9 @@ var (
 	// ErrForeignNamespace is returned when the user's namespace exists and
 	// belongs to another user (kubehpc.io/user differs).
 	ErrForeignNamespace = errors.New("namespace belongs to another user")
+	// ErrTerminatingTimeout is returned when the user's Terminating
+	// namespace is not gone within TerminatingTimeout.
+	ErrTerminatingTimeout = errors.New("timed out waiting for the Terminating namespace to be deleted")
 	// ErrInvalidTemplate is returned for a template object this tool refuses
 	// to write (cluster-scoped, another namespace).
 	ErrInvalidTemplate = errors.New("invalid template")
@@ -203,10 +206,17 @@ func IsRefusal(err error) bool {
 	return errors.Is(err, naming.ErrInvalidUsername) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrForeignNamespace)
 }
 
-// checkOwner refuses a namespace that another user's bootstrap made.
+// checkOwner refuses a namespace that another user's bootstrap made, and
+// one that neither this tool nor Open OnDemand's own hook made (with an
+// empty prefix, user "kube-system" must not take over kube-system).
 func checkOwner(live *unstructured.Unstructured, username string) error {
 	if live == nil {
 		return nil
+	}
+	labels := live.GetLabels()
+	if labels[identity.ManagedByLabel] != FieldManager && labels[identity.OnDemandNameLabel] != identity.OnDemandNameValue {
+		return fmt.Errorf("%w: namespace %s exists and was not made by %s or Open OnDemand's hook (no %s=%s or %s=%s label); refusing to take it over",
+			ErrForeignNamespace, live.GetName(), FieldManager, identity.ManagedByLabel, FieldManager, identity.OnDemandNameLabel, identity.OnDemandNameValue)
 	}
 	owner := live.GetAnnotations()[identity.UserAnnotation]
 	if owner != "" && !strings.EqualFold(owner, username) {
@@ -310,7 +320,7 @@ func ownedAnnotations(obj *unstructured.Unstructured, manager string) map[string
 			continue
 		}
 		var fields map[string]map[string]map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			continue
 		}
 		for k := range fields["f:metadata"]["f:annotations"] {
@@ -402,13 +412,15 @@ func (b *Bootstrapper) waitGone(ctx context.Context, log *zap.Logger, ns string)
 		var err error
 		live, err = b.getNamespace(ctx, ns)
 		if err != nil {
-			return false, err
+			// Keep polling until the deadline: one failed read is not the end.
+			log.Debug("Failed to read Terminating namespace", zap.Error(err))
+			return false, nil
 		}
 		// Gone, or already recreated by a concurrent login.
 		return live == nil || live.GetDeletionTimestamp() == nil, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wait for Terminating namespace %s to be deleted (timeout %v): %w", ns, b.TerminatingTimeout, err)
+		return nil, fmt.Errorf("%w: namespace %s still there after %v: %w", ErrTerminatingTimeout, ns, b.TerminatingTimeout, err)
 	}
 	return live, nil
 }

@@ -335,6 +335,9 @@ func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
 	if c.User != "" && !env.Daemon.Once {
 		return nil, errors.New("--user bootstraps one user and exits: it cannot be combined with --once=false")
 	}
+	if c.ListenAddress != "" && env.Daemon.Once {
+		return nil, errors.New("--listen-address (service mode) runs until stopped: it cannot be combined with --once")
+	}
 	b, err := c.NewBootstrapper(env)
 	if err != nil {
 		return nil, err
@@ -373,11 +376,9 @@ func (p *Pass) Bootstrapper() *Bootstrapper { return p.b }
 // namespace.
 func (p *Pass) RunOnce(ctx context.Context) error {
 	if p.cfg.User != "" {
-		res, err := p.b.Bootstrap(ctx, p.cfg.User)
-		if err != nil {
+		if _, err := p.b.Bootstrap(ctx, p.cfg.User); err != nil {
 			return fmt.Errorf("bootstrap user %q: %w", p.cfg.User, err)
 		}
-		_ = res
 		return nil
 	}
 	if !p.cfg.Reconcile {

@@ -95,7 +95,7 @@ func TestTerminatingNamespaceWaitIsBounded(t *testing.T) {
 	}
 	start := time.Now()
 	_, err := f.b.Bootstrap(ctx, "dave")
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+	if !errors.Is(err, ErrTerminatingTimeout) {
 		t.Fatalf("Bootstrap with a stuck Terminating namespace = %v, want a timeout error", err)
 	}
 	if d := time.Since(start); d > 10*time.Second {

@@ -108,6 +108,10 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
 	switch {
 	case err == nil:
 		return reply(w, http.StatusOK, res)
+	case errors.Is(err, ErrTerminatingTimeout):
+		s.Log.Warn("Failed to bootstrap user: namespace still Terminating", zap.String("user", user), zap.Error(err))
+		w.Header().Set("Retry-After", "30")
+		return reply(w, http.StatusServiceUnavailable, errorBody{"your namespace is still being deleted; retry shortly"})
 	case IsRefusal(err):
 		s.Log.Info("Refused bootstrap", zap.String("user", user), zap.Error(err))
 		return reply(w, http.StatusForbidden, errorBody{err.Error()})
