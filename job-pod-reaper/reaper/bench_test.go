@@ -126,7 +126,7 @@ func createBenchNamespace(ctx context.Context, client kubernetes.Interface, ns s
 		}
 		svc := metav1.ObjectMeta{Name: job + "-service", Labels: labels}
 		if _, err := core.Services(ns).Create(ctx, &corev1.Service{ObjectMeta: svc, Spec: corev1.ServiceSpec{
-			Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
+			ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create service: %w", err)
 		}
 	}

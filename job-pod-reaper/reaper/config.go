@@ -47,7 +47,10 @@ type Config struct {
 	DryRun bool
 	// ReapNamespaces is a list of namespaces (per-namespace mode), or ["all"]
 	// or empty (one cluster-wide watch).
-	ReapNamespaces  []string
+	ReapNamespaces []string
+	// PerNamespace reads each selected namespace on its own, for RBAC
+	// granted per namespace (implied by a namespace list).
+	PerNamespace    bool
 	NamespaceLabels string
 	ObjectLabels    string
 	JobLabel        string
@@ -88,6 +91,8 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "Log what would be deleted and delete nothing (no Events either)")
 	fs.StringSliceVar(&c.ReapNamespaces, "reap-namespaces", c.ReapNamespaces,
 		"Namespaces to reap (one watch per namespace), or 'all' for every namespace; empty: every namespace matching --namespace-labels, with one cluster-wide watch")
+	fs.BoolVar(&c.PerNamespace, "per-namespace", c.PerNamespace,
+		"Read each namespace matching --namespace-labels on its own (4 watches or LISTs per namespace), for RBAC granted per namespace such as the Open OnDemand hook's RoleBindings; a namespace the reaper may not read is skipped and counted (implied by a list in --reap-namespaces)")
 	fs.StringVar(&c.NamespaceLabels, "namespace-labels", c.NamespaceLabels,
 		"Label selector a namespace must match to be reaped (empty: no filter, which with an empty --reap-namespaces needs --reap-namespaces=all)")
 	fs.StringVar(&c.ObjectLabels, "object-labels", c.ObjectLabels, "Label selector of the pods, Services, ConfigMaps and Secrets the reaper considers (empty: all)")
@@ -168,8 +173,13 @@ func (c *Config) jobLabel() string {
 	return c.JobLabel
 }
 
+// perNamespace says whether the reaper reads namespace by namespace.
+func (c *Config) perNamespace() bool {
+	return c.PerNamespace || c.namespaceList() != nil
+}
+
 // namespaceList returns the listed namespaces (per-namespace mode), or nil
-// for the cluster-wide mode.
+// when namespaces are not listed.
 func (c *Config) namespaceList() []string {
 	if len(c.ReapNamespaces) == 0 || slices.Contains(c.ReapNamespaces, AllNamespaces) {
 		return nil

@@ -193,7 +193,7 @@ func createObject(t *testing.T, kind, ns, name, job string, managed bool) {
 	switch kind {
 	case KindService:
 		_, err = core.Services(ns).Create(ctx, &corev1.Service{ObjectMeta: om, Spec: corev1.ServiceSpec{
-			Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+			ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
 	case KindConfigMap:
 		_, err = core.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: om}, metav1.CreateOptions{})
 	case KindSecret:

@@ -232,36 +232,45 @@ func TestOnceStartTime(t *testing.T) {
 	wantExists(t, KindPod, ns, "pending", true)
 }
 
-// TestForbiddenNamespaceSkipped: in per-namespace mode a listed namespace
-// the reaper may not read is skipped and counted while the others are
-// reaped, in both the --once and the watch mode.
+// TestForbiddenNamespaceSkipped: in per-namespace mode (a namespace list,
+// or --per-namespace with the namespace labels, as with the Open OnDemand
+// hook's RoleBindings) a namespace the reaper may not read is skipped and
+// counted while the others are reaped, in both the --once and the watch
+// mode. The reaper acts as a service account bound by RoleBindings in only
+// some namespaces.
 func TestForbiddenNamespaceSkipped(t *testing.T) {
 	for _, once := range []bool{true, false} {
-		t.Run(fmt.Sprintf("once=%v", once), func(t *testing.T) {
-			lbl, nsFlag := scope(t)
-			ns1 := env.Namespace(t, "allowed-", lbl)
-			ns2 := env.Namespace(t, "allowed-", lbl)
-			ns3 := env.Namespace(t, "forbidden-", lbl)
-			for _, ns := range []string{ns1, ns2, ns3} {
-				createPod(t, ns, "expired", podOpts{lifetime: ptr("1h"), job: "a"})
-				createObject(t, KindConfigMap, ns, "a-configmap", "a", true)
-			}
-			sa := serviceAccount(t, []string{ns1, ns2})
-			h := newHarness(t, sa, []string{nsFlag, "--reap-namespaces=" + joinNS(ns1, ns2, ns3)}, once, time.Now().Add(2*time.Hour))
-			h.runOnce(t)
-			for _, ns := range []string{ns1, ns2} {
-				wantExists(t, KindPod, ns, "expired", false)
-				wantExists(t, KindConfigMap, ns, "a-configmap", false)
-			}
-			wantExists(t, KindPod, ns3, "expired", true)
-			wantExists(t, KindConfigMap, ns3, "a-configmap", true)
-			if got := testutil.ToFloat64(h.r.metrics.forbidden); got != 1 {
-				t.Errorf("forbidden_namespaces = %v, want 1", got)
-			}
-			if n := len(logsWith(h, "Skipped namespace the reaper may not read")); n != 1 {
-				t.Errorf("logged %d forbidden namespaces, want 1", n)
-			}
-		})
+		for _, byList := range []bool{true, false} {
+			t.Run(fmt.Sprintf("once=%v,list=%v", once, byList), func(t *testing.T) {
+				lbl, nsFlag := scope(t)
+				ns1 := env.Namespace(t, "allowed-", lbl)
+				ns2 := env.Namespace(t, "allowed-", lbl)
+				ns3 := env.Namespace(t, "forbidden-", lbl)
+				for _, ns := range []string{ns1, ns2, ns3} {
+					createPod(t, ns, "expired", podOpts{lifetime: ptr("1h"), job: "a"})
+					createObject(t, KindConfigMap, ns, "a-configmap", "a", true)
+				}
+				sa := serviceAccount(t, []string{ns1, ns2})
+				args := []string{nsFlag, "--per-namespace"}
+				if byList {
+					args = []string{nsFlag, "--reap-namespaces=" + joinNS(ns1, ns2, ns3)}
+				}
+				h := newHarness(t, sa, args, once, time.Now().Add(2*time.Hour))
+				h.runOnce(t)
+				for _, ns := range []string{ns1, ns2} {
+					wantExists(t, KindPod, ns, "expired", false)
+					wantExists(t, KindConfigMap, ns, "a-configmap", false)
+				}
+				wantExists(t, KindPod, ns3, "expired", true)
+				wantExists(t, KindConfigMap, ns3, "a-configmap", true)
+				if got := testutil.ToFloat64(h.r.metrics.forbidden); got != 1 {
+					t.Errorf("forbidden_namespaces = %v, want 1", got)
+				}
+				if n := len(logsWith(h, "Skipped namespace the reaper may not read")); n != 1 {
+					t.Errorf("logged %d forbidden namespaces, want 1", n)
+				}
+			})
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package reaper
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
@@ -42,17 +44,24 @@ type listSource struct {
 
 func (s *listSource) snapshot(ctx context.Context) (*snapshot, error) {
 	r := s.r
-	inScope, err := s.namespaces(ctx)
-	if err != nil {
-		return nil, err
-	}
 	snap := &snapshot{}
-	list := r.cfg.namespaceList()
-	if list == nil {
+	if !r.cfg.perNamespace() {
+		inScope, err := s.namespaces(ctx, false)
+		if err != nil {
+			return nil, err
+		}
 		if err := s.read(ctx, metav1.NamespaceAll, inScope, snap); err != nil {
 			return nil, err
 		}
 		return snap, nil
+	}
+	list := r.cfg.namespaceList()
+	inScope, err := s.namespaces(ctx, list == nil)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = slices.Sorted(maps.Keys(inScope))
 	}
 	for _, ns := range list {
 		if inScope != nil && !inScope[ns] {
@@ -75,10 +84,10 @@ func (s *listSource) snapshot(ctx context.Context) (*snapshot, error) {
 }
 
 // namespaces returns the namespaces matching --namespace-labels (one LIST),
-// or nil when there is no namespace selector.
-func (s *listSource) namespaces(ctx context.Context) (map[string]bool, error) {
+// or nil when there is no namespace selector and always is false.
+func (s *listSource) namespaces(ctx context.Context, always bool) (map[string]bool, error) {
 	r := s.r
-	if r.cfg.nsSelector.Empty() {
+	if r.cfg.nsSelector.Empty() && !always {
 		return nil, nil
 	}
 	sel := r.cfg.nsSelector.String()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +45,8 @@ type watch struct {
 type objCache struct {
 	pods    cache.SharedIndexInformer
 	objects map[string]cache.SharedIndexInformer // by kind
+	// stop stops the informers.
+	stop context.CancelFunc
 }
 
 // Start runs the informers and the workers that delete each pod when its
@@ -70,7 +73,8 @@ func (r *Reaper) start(ctx context.Context) error {
 	w := &watch{r: r, ctx: ctx, perNS: map[string]*objCache{}}
 	var syncs []cache.InformerSynced
 	var starts []func()
-	if !r.cfg.nsSelector.Empty() {
+	list := r.cfg.namespaceList()
+	if !r.cfg.nsSelector.Empty() || (r.cfg.perNamespace() && list == nil) {
 		if err := w.probeNamespaces(ctx); err != nil {
 			return err
 		}
@@ -88,10 +92,12 @@ func (r *Reaper) start(ctx context.Context) error {
 		starts = append(starts, func() { f.Start(ctx.Done()) })
 		syncs = append(syncs, w.nsInformer.HasSynced)
 	}
-	if list := r.cfg.namespaceList(); list != nil {
-		w.listed = map[string]bool{}
-		for _, ns := range list {
-			w.listed[ns] = true
+	if r.cfg.perNamespace() {
+		if list != nil {
+			w.listed = map[string]bool{}
+			for _, ns := range list {
+				w.listed[ns] = true
+			}
 		}
 	} else {
 		if err := w.probe(ctx, metav1.NamespaceAll); err != nil {
@@ -239,10 +245,9 @@ func (w *watch) snapshot(ctx context.Context) (*snapshot, error) {
 	if w.all != nil {
 		caches = append(caches, w.all)
 	} else {
-		for ns := range w.listed {
-			if !w.nsSelected(ns) {
-				continue
-			}
+		cands := w.candidates()
+		w.stopOthers(cands)
+		for _, ns := range cands {
 			c, err := w.ensure(ctx, ns)
 			if apierrors.IsForbidden(err) {
 				w.r.log.Warn("Skipped namespace the reaper may not read", zap.String("namespace", ns), zap.Error(err))
@@ -275,6 +280,36 @@ func (w *watch) snapshot(ctx context.Context) (*snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+// candidates are the namespaces the per-namespace mode reads: the listed
+// ones that match the namespace labels, or every namespace that does.
+func (w *watch) candidates() []string {
+	var out []string
+	if w.listed != nil {
+		for ns := range w.listed {
+			if w.nsSelected(ns) {
+				out = append(out, ns)
+			}
+		}
+	} else {
+		out = w.nsInformer.GetStore().ListKeys()
+	}
+	slices.Sort(out)
+	return out
+}
+
+// stopOthers stops the caches of namespaces that left the scope.
+func (w *watch) stopOthers(keep []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ns, c := range w.perNS {
+		if !slices.Contains(keep, ns) {
+			c.stop()
+			delete(w.perNS, ns)
+			w.r.log.Info("Stopped watching namespace", zap.String("namespace", ns))
+		}
+	}
 }
 
 // ensure returns the started, synced cache of a listed namespace, starting
@@ -334,11 +369,12 @@ func (w *watch) probeNamespaces(ctx context.Context) error {
 // that starts them.
 func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 	r := w.r
+	ctx, stop := context.WithCancel(w.ctx)
 	podSel := r.podSelector.String()
 	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSel }),
 		informers.WithTransform(stripManagedFields))
-	c := &objCache{pods: f.Core().V1().Pods().Informer(), objects: map[string]cache.SharedIndexInformer{}}
+	c := &objCache{pods: f.Core().V1().Pods().Informer(), objects: map[string]cache.SharedIndexInformer{}, stop: stop}
 	if err := c.pods.AddIndexers(cache.Indexers{jobIndex: r.jobIndexFunc}); err != nil {
 		return nil, nil, fmt.Errorf("add pod index: %w", err)
 	}
@@ -349,7 +385,7 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 	}); err != nil {
 		return nil, nil, fmt.Errorf("add pod handler: %w", err)
 	}
-	starts := []func(){func() { f.Start(w.ctx.Done()) }}
+	starts := []func(){func() { f.Start(ctx.Done()) }}
 	if r.jobLabel != "" {
 		objSel := r.objSelector.String()
 		tweak := func(o *metav1.ListOptions) { o.LabelSelector = objSel }
@@ -360,7 +396,7 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 				return nil, nil, fmt.Errorf("set %s transform: %w", ck.kind, err)
 			}
 			c.objects[ck.kind] = inf
-			starts = append(starts, func() { go inf.RunWithContext(w.ctx) })
+			starts = append(starts, func() { go inf.RunWithContext(ctx) })
 		}
 	}
 	return c, func() {
