@@ -55,14 +55,23 @@ func waitForPolicies(t *testing.T, prefix string) error {
 	pod := goodPod(u)
 	pod.Spec.HostNetwork = true
 	ctx := context.Background()
+	return pollDenied(ctx, func() error {
+		_, err := env.Kube.Client.CoreV1().Pods(u.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}, "ValidatingAdmissionPolicy")
+}
+
+// pollDenied calls create every 50 ms until its error contains want, for at
+// most 30 s.
+func pollDenied(ctx context.Context, create func() error, want string) error {
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := env.Kube.Client.CoreV1().Pods(u.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		err := create()
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
 		last = err
-		return err != nil && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"), nil
+		return err != nil && strings.Contains(err.Error(), want), nil
 	})
 	if err != nil {
 		return fmt.Errorf("policies not enforced within 30s (last result: %v): %w", last, err)
