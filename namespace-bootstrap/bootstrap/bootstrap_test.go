@@ -381,3 +381,22 @@ func TestUserRBACWorks(t *testing.T) {
 		t.Errorf("unprefixed alice lists pods: err = %v, want Forbidden", err)
 	}
 }
+
+// TestDryRunFirstLogin proves a dry run reports what a first login would
+// create and creates nothing.
+func TestDryRunFirstLogin(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newConfig(t, "--dry-run"), nil)
+	ns := f.cfg.NamespacePrefix + "alice"
+	cleanupNamespace(t, ns)
+	res, err := f.b.Bootstrap(ctx, "alice")
+	if err != nil {
+		t.Fatalf("dry-run Bootstrap(alice) = %v", err)
+	}
+	if !res.DryRun || !res.Created || len(res.Applied) != 4 {
+		t.Errorf("dry-run Bootstrap(alice) = %+v, want the namespace and 3 objects reported", res)
+	}
+	if namespaceExists(t, ns) {
+		t.Errorf("dry run created namespace %s", ns)
+	}
+}

@@ -167,7 +167,11 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Resu
 		if !need {
 			continue
 		}
-		if err := b.apply(ctx, log, o, reason); err != nil {
+		if b.DryRun && res.Created {
+			// The namespace was only dry-run created: the server would
+			// refuse even a dry run of an object inside it.
+			log.Info("Would apply object (dry run)", zap.String("kind", o.GetKind()), zap.String("name", o.GetName()), zap.String("reason", reason))
+		} else if err := b.apply(ctx, log, o, reason); err != nil {
 			return res, err
 		}
 		res.Applied = append(res.Applied, Describe(o))

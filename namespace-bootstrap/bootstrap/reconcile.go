@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -124,6 +126,14 @@ func (b *Bootstrapper) Reconcile(ctx context.Context, workers int) error {
 					continue
 				}
 				b.countReconcile("corrected", 1)
+				if b.Recorder != nil && !b.DryRun {
+					names := make([]string, len(j.objs))
+					for i, o := range j.objs {
+						names[i] = Describe(o) + " (" + j.why[i] + ")"
+					}
+					ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: j.ns, Namespace: j.ns}
+					b.Recorder.Eventf(ref, corev1.EventTypeNormal, "Reconciled", "Brought back to the template: %s", strings.Join(names, ", "))
+				}
 			}
 		})
 	}

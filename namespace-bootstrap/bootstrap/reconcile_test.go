@@ -3,15 +3,19 @@ package bootstrap
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubehpc/kubehpc/pkg/events"
 )
 
 // TestTerminatingNamespaceIsRecreated proves a login that finds its
@@ -144,10 +148,25 @@ func TestReconcileCorrectsDrift(t *testing.T) {
 	}
 	beforeAnn := namespaceAnnotations(t, alice)
 
+	rec, stop := events.NewRecorder(env.Kube.Client, FieldManager, zap.NewNop())
+	defer stop()
+	f.b.Recorder = rec
 	f.counter.Reset()
 	if err := f.b.Reconcile(ctx, 2); err != nil {
 		t.Fatalf("Reconcile() = %v", err)
 	}
+	waitFor(t, 30*time.Second, "a Reconciled Event in alice's namespace", func() (bool, error) {
+		evs, err := c.CoreV1().Events(alice).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs.Items {
+			if e.Reason == "Reconciled" && strings.Contains(e.Message, "NetworkPolicy deny-from-other-namespaces (missing)") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
 	if w := f.counter.Writes(); w != 3 {
 		t.Errorf("reconcile made %d writes (%s), want 3 (one per drifted object)", w, f.counter)
 	}
