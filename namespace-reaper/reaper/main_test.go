@@ -66,7 +66,7 @@ type harnessOpts struct {
 
 // newHarness builds a reaper whose selection is the Open OnDemand profile
 // narrowed to this test's namespaces by a label of its own.
-func newHarness(t *testing.T, o harnessOpts, mutate func(*Config)) *harness {
+func newHarness(t testing.TB, o harnessOpts, mutate func(*Config)) *harness {
 	t.Helper()
 	id := "t" + strconv.FormatInt(testSeq.Add(1), 10)
 	h := &harness{labels: map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": id}}
