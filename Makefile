@@ -1,6 +1,6 @@
 # kubehpc: make help lists the targets.
 SHELL := /bin/bash
-MODULES := pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap e2e
+MODULES := pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap charts/tests e2e
 TOOLS := ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOTEST_FLAGS ?= -race -timeout 30m
@@ -15,10 +15,11 @@ build: ## Build the four tools into bin/
 	@mkdir -p bin
 	@for t in $(TOOLS); do echo "go build $$t"; (cd $$t && go build -trimpath -ldflags "-X main.version=$(VERSION)" -o ../bin/$$t .) || exit 1; done
 
-deps: ## Install what the tests need: slapd (Debian), the control plane and Helm (built from the Go module proxy, cached)
+deps: ## Install what the tests need: slapd (Debian), the control plane, Helm and the Kyverno CLI (built from the Go module proxy, cached)
 	@hack/install-deps.sh
 	@hack/tool.sh kubebins >/dev/null
 	@hack/tool.sh helm >/dev/null
+	@hack/kyverno.sh >/dev/null
 
 test: deps ## Run every and integration test (real kube-apiserver and slapd), with the race detector
 	@hack/test.sh $(GOTEST_FLAGS)
