@@ -189,6 +189,10 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	return errors.Join(errs...)
 }
 
+// maxSkipLogs bounds the per-entry log lines of one pass (a directory with
+// thousands of machine accounts would otherwise flood the log).
+const maxSkipLogs = 100
+
 // reportSkips logs and counts each skipped entry once per pass.
 func (p *Pass) reportSkips(views []directory.View, results map[directory.View]directory.Result) {
 	seen := map[directory.Skip]bool{}
@@ -199,9 +203,14 @@ func (p *Pass) reportSkips(views []directory.View, results map[directory.View]di
 			}
 			seen[s] = true
 			p.m.skipped.WithLabelValues(s.Reason).Inc()
-			p.log.Warn("Skipped LDAP entry", zap.String("dn", s.DN), zap.String("name", s.Name),
-				zap.String("reason", s.Reason), zap.String("detail", s.Detail))
+			if len(seen) <= maxSkipLogs {
+				p.log.Warn("Skipped LDAP entry", zap.String("dn", s.DN), zap.String("name", s.Name),
+					zap.String("reason", s.Reason), zap.String("detail", s.Detail))
+			}
 		}
+	}
+	if len(seen) > maxSkipLogs {
+		p.log.Warn("Skipped more LDAP entries (not logged one by one)", zap.Int("more", len(seen)-maxSkipLogs), zap.Int("skipped", len(seen)))
 	}
 }
 
