@@ -18,7 +18,6 @@ import (
 	"github.com/kubehpc/kubehpc/namespace-reaper/promactivity"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
-	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 )
 
@@ -204,7 +203,7 @@ func (c *Config) Policy() Policy { return c.policy }
 
 // Build returns the pass: in --once mode it lists namespaces and pods once
 // per pass; otherwise it also watches them (Start) and decides from the caches.
-func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
+func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
 	if c.policy.ReapAfter == 0 {
 		if err := c.Validate(); err != nil {
 			return nil, err
@@ -218,9 +217,8 @@ func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
 	if !ok {
 		return nil, errors.New("namespace-reaper needs a clock with tickers")
 	}
-	recorder, stop := events.NewRecorder(client, Name, env.Log)
-	context.AfterFunc(ctx, stop)
-	return New(*c, Deps{Client: client, Clock: clk, Log: env.Log, Registry: env.Registry, Recorder: recorder, Watch: !env.Daemon.Once})
+	return New(*c, Deps{Client: client, Clock: clk, Log: env.Log, Registry: env.Registry,
+		Recorder: newSyncRecorder(client, clk, env.Log), Watch: !env.Daemon.Once})
 }
 
 // protobufClient returns a clientset speaking protobuf, which is smaller and
