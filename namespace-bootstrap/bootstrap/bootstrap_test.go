@@ -400,3 +400,29 @@ func TestDryRunFirstLogin(t *testing.T) {
 		t.Errorf("dry run created namespace %s", ns)
 	}
 }
+
+// TestMixedCaseLoginIsStable proves a login as "John.Smith" (LDAP has
+// john.smith) and the reconcile agree: neither undoes the other.
+func TestMixedCaseLoginIsStable(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newConfig(t), nil)
+	ns := f.cfg.NamespacePrefix + "john-smith"
+	cleanupNamespace(t, ns)
+	if _, err := f.b.Bootstrap(ctx, "John.Smith"); err != nil {
+		t.Fatal(err)
+	}
+	if a := namespaceAnnotations(t, ns); a[identity.UserAnnotation] != "John.Smith" || a[identity.UIDAnnotation] != "10003" {
+		t.Errorf("annotations = %v, want user John.Smith and uid 10003", a)
+	}
+	f.counter.Reset()
+	if err := f.b.Reconcile(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if w := f.counter.Writes(); w != 0 {
+		t.Errorf("reconcile after a mixed-case login made %d writes (%s), want 0", w, f.counter)
+	}
+	f.counter.Reset()
+	if res, err := f.b.Bootstrap(ctx, "John.Smith"); err != nil || len(res.Applied) != 0 || f.counter.Writes() != 1 {
+		t.Errorf("second login = %+v, %v with %d writes; want only the login annotation", res, err, f.counter.Writes())
+	}
+}

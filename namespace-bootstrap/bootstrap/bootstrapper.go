@@ -148,6 +148,9 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Resu
 	carryOver(nsObj, live)
 	if ident != nil {
 		setAnnotations(nsObj, ident)
+		// The template rendered for the username as given; keep the owner
+		// the same spelling, so that a reconcile renders the same objects.
+		setAnnotations(nsObj, map[string]string{identity.UserAnnotation: username})
 	}
 	setAnnotations(nsObj, map[string]string{identity.LastHookExecutionAnnotation: strconv.FormatInt(b.Clock.Now().Unix(), 10)})
 	if err := b.apply(ctx, log, nsObj, nsReason); err != nil {
@@ -276,7 +279,6 @@ func (b *Bootstrapper) render(username, ns string, ident map[string]string) (*un
 		nsObj.SetKind("Namespace")
 		nsObj.SetName(ns)
 	}
-	setAnnotations(nsObj, map[string]string{identity.UserAnnotation: username})
 	for _, o := range append([]*unstructured.Unstructured{nsObj}, rest...) {
 		labels := o.GetLabels()
 		if labels == nil {
@@ -286,6 +288,9 @@ func (b *Bootstrapper) render(username, ns string, ident map[string]string) (*un
 		o.SetLabels(labels)
 		setAnnotations(o, map[string]string{HashAnnotation: templateHash(o)})
 	}
+	// The owner, outside the hash: like the identity annotations it is
+	// written at login and not compared.
+	setAnnotations(nsObj, map[string]string{identity.UserAnnotation: username})
 	return nsObj, rest, nil
 }
 
