@@ -124,6 +124,8 @@ func StartKube(ctx context.Context, o KubeOptions) (*Kube, error) {
 		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file=" + saPub,
 		"--service-account-signing-key-file=" + saKey, "--service-cluster-ip-range=10.96.0.0/24",
 		"--endpoint-reconciler-type=none", "--v=0",
+		// As on a real cluster: privileged pods are a matter for admission policy.
+		"--allow-privileged=true",
 	}
 	if !o.ControllerManager {
 		// Without the controller-manager nobody creates default ServiceAccounts.
@@ -193,9 +195,29 @@ func (k *Kube) ConfigAs(user string, groups ...string) *rest.Config {
 	return cfg
 }
 
+// WriteKubeconfigAs writes a kubeconfig that uses the admin token but
+// impersonates user and groups (system:authenticated is added), so a tool run
+// on the command line has exactly that identity's permissions.
+func (k *Kube) WriteKubeconfigAs(path, user string, groups ...string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["kubehpc"] = &clientcmdapi.Cluster{Server: k.Host, CertificateAuthority: k.CAFile}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: k.AdminToken, Impersonate: user, ImpersonateGroups: append(groups, "system:authenticated")}
+	cfg.Contexts["kubehpc"] = &clientcmdapi.Context{Cluster: "kubehpc", AuthInfo: user}
+	cfg.CurrentContext = "kubehpc"
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
+}
+
+// ServiceAccountGroups are the groups a ServiceAccount's token carries.
+func ServiceAccountGroups(namespace string) []string {
+	return []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace}
+}
+
 // ServiceAccountConfig returns a REST config acting as a ServiceAccount.
 func (k *Kube) ServiceAccountConfig(namespace, name string) *rest.Config {
-	return k.ConfigAs("system:serviceaccount:"+namespace+":"+name, "system:serviceaccounts", "system:serviceaccounts:"+namespace)
+	return k.ConfigAs("system:serviceaccount:"+namespace+":"+name, ServiceAccountGroups(namespace)...)
 }
 
 // TokenConfig returns a REST config that authenticates with a bearer token.
