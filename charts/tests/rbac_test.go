@@ -67,16 +67,19 @@ func TestRBACLdapConfigMap(t *testing.T) {
 	checkAccess(t, c, "ldap-configmap", []access{
 		{verb: "get", resource: "configmaps", namespace: ns, name: "user-uid-map", allowed: true},
 		{verb: "patch", resource: "configmaps", namespace: ns, name: "user-gids-map", allowed: true},
-		{verb: "create", resource: "configmaps", namespace: ns, allowed: true},
+		{verb: "create", resource: "configmaps", namespace: ns, name: "user-groups-map", allowed: true},
 		{verb: "list", resource: "namespaces", allowed: true},
-		{verb: "watch", resource: "namespaces", allowed: true},
 		{verb: "patch", resource: "namespaces", name: other, allowed: true},
 		{verb: "create", resource: "events", namespace: ns, allowed: true},
+		{verb: "create", resource: "events", namespace: "default", allowed: true},
 		// Not needed:
 		{verb: "patch", resource: "configmaps", namespace: ns, name: "kube-root-ca.crt", allowed: false},
 		{verb: "get", resource: "configmaps", namespace: ns, name: "user-home-map", allowed: false},
 		{verb: "delete", resource: "configmaps", namespace: ns, name: "user-uid-map", allowed: false},
 		{verb: "list", resource: "configmaps", namespace: ns, allowed: false},
+		{verb: "create", resource: "configmaps", namespace: ns, name: "other", allowed: false},
+		{verb: "watch", resource: "namespaces", allowed: false},
+		{verb: "create", resource: "events", namespace: other, allowed: false},
 		{verb: "create", resource: "configmaps", namespace: other, allowed: false},
 		{verb: "get", resource: "secrets", namespace: ns, allowed: false},
 		{verb: "create", resource: "namespaces", allowed: false},
@@ -206,7 +209,9 @@ func TestRBACNamespaceBootstrap(t *testing.T) {
 		{verb: "delete", resource: "namespaces", name: ns, allowed: false},
 		{verb: "create", resource: "pods", namespace: ns, allowed: false},
 		{verb: "get", resource: "secrets", namespace: ns, name: "x", allowed: false},
-		{verb: "create", resource: "resourcequotas", namespace: ns, allowed: false},
+		{verb: "create", resource: "resourcequotas", namespace: ns, allowed: true},
+		{verb: "patch", resource: "serviceaccounts", namespace: ns, allowed: true},
+		{verb: "create", resource: "secrets", namespace: ns, allowed: false},
 	})
 	bind := func(name, role string) error {
 		rb := &rbacv1.RoleBinding{

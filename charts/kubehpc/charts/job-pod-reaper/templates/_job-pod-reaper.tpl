@@ -3,6 +3,9 @@
 {{- with .Values.reapNamespaces }}
 - {{ print "--reap-namespaces=" (join "," .) | quote }}
 {{- end }}
+{{- if and (eq .Values.rbac.scope "namespaces") (not .Values.reapNamespaces) }}
+- "--per-namespace"
+{{- end }}
 - {{ print "--namespace-labels=" (.Values.namespaceLabels) | quote }}
 - {{ print "--object-labels=" (.Values.objectLabels) | quote }}
 - {{ print "--job-label=" (.Values.jobLabel) | quote }}

@@ -4,59 +4,59 @@
 {{- end -}}
 
 {{- define "ldap-configmap.args" -}}
-- {{ print "--ldap-url=" (.Values.ldap.url) | quote }}
-{{- if .Values.ldap.startTLS }}
-- --ldap-start-tls
-{{- end }}
-{{- if .Values.ldap.insecureSkipVerify }}
-- --ldap-insecure-skip-verify
+- {{ print "--ldap-url=" .Values.ldap.url | quote }}
+- {{ print "--ldap-tls=" .Values.ldap.startTLS | quote }}
+- {{ print "--ldap-tls-verify=" .Values.ldap.tlsVerify | quote }}
+{{- with .Values.ldap.tlsServerName }}
+- {{ print "--ldap-tls-server-name=" . | quote }}
 {{- end }}
 {{- if .Values.ldap.caBundle.secretName }}
-- {{ print "--ldap-ca-file=/etc/ldap-configmap/ca/" (.Values.ldap.caBundle.key) | quote }}
+- {{ print "--ldap-tls-ca-file=/etc/ldap-configmap/ca/" .Values.ldap.caBundle.key | quote }}
 {{- end }}
 {{- with .Values.ldap.bindDN }}
-- {{ print "--ldap-bind-dn=" (.) | quote }}
+- {{ print "--ldap-bind-dn=" . | quote }}
 {{- end }}
 {{- if .Values.ldap.bindPassword.secretName }}
-- {{ print "--ldap-bind-password-file=/etc/ldap-configmap/bind/" (.Values.ldap.bindPassword.key) | quote }}
+- {{ print "--ldap-bind-password-file=/etc/ldap-configmap/bind/" .Values.ldap.bindPassword.key | quote }}
 {{- end }}
-{{- with .Values.ldap.preset }}
-- {{ print "--ldap-preset=" (.) | quote }}
-{{- end }}
-- {{ print "--ldap-user-base-dn=" (.Values.ldap.userBaseDN) | quote }}
-- {{ print "--ldap-group-base-dn=" (.Values.ldap.groupBaseDN) | quote }}
+- {{ print "--ldap-preset=" .Values.ldap.preset | quote }}
+- {{ print "--ldap-user-base-dn=" .Values.ldap.userBaseDN | quote }}
+- {{ print "--ldap-group-base-dn=" .Values.ldap.groupBaseDN | quote }}
 {{- with .Values.ldap.userFilter }}
-- {{ print "--ldap-user-filter=" (.) | quote }}
+- {{ print "--ldap-user-filter=" . | quote }}
 {{- end }}
 {{- with .Values.ldap.groupFilter }}
-- {{ print "--ldap-group-filter=" (.) | quote }}
+- {{ print "--ldap-group-filter=" . | quote }}
 {{- end }}
 {{- with .Values.ldap.memberScheme }}
-- {{ print "--ldap-member-scheme=" (.) | quote }}
+- {{ print "--ldap-member-scheme=" . | quote }}
 {{- end }}
-{{- if .Values.ldap.pageSize }}
-- {{ print "--ldap-page-size=" (.Values.ldap.pageSize) | quote }}
-{{- else }}
-- --ldap-paged-search=false
+- {{ print "--ldap-nested-groups=" .Values.ldap.nestedGroups | quote }}
+{{- with .Values.ldap.userAttrMap }}
+- {{ print "--ldap-user-attr-map=" . | quote }}
 {{- end }}
-- {{ print "--ldap-timeout=" (.Values.ldap.timeout) | quote }}
+{{- with .Values.ldap.groupAttrMap }}
+- {{ print "--ldap-group-attr-map=" . | quote }}
+{{- end }}
+- {{ print "--ldap-paged-search=" .Values.ldap.pagedSearch | quote }}
+- {{ print "--ldap-paged-search-size=" .Values.ldap.pageSize | quote }}
+- {{ print "--ldap-connect-timeout=" .Values.ldap.connectTimeout | quote }}
+- {{ print "--ldap-timeout=" .Values.ldap.timeout | quote }}
 - {{ print "--mappers=" (join "," .Values.mappers) | quote }}
 {{- range $m, $f := .Values.mapperUserFilters }}
-- {{ print "--mapper-user-filter=" $m "=" $f | quote }}
+- {{ print "--mappers-user-filter=" $m "=" $f | quote }}
 {{- end }}
 {{- range $m, $f := .Values.mapperGroupFilters }}
-- {{ print "--mapper-group-filter=" $m "=" $f | quote }}
+- {{ print "--mappers-group-filter=" $m "=" $f | quote }}
 {{- end }}
 - {{ print "--namespace=" (include "ldap-configmap.configMapNamespace" .) | quote }}
-- {{ print "--user-prefix=" (.Values.userPrefix) | quote }}
-- {{ print "--namespace-annotations=" (.Values.namespaceAnnotations.enabled) | quote }}
-{{- if .Values.namespaceAnnotations.enabled }}
-- {{ print "--namespace-selector=" (.Values.namespaceAnnotations.namespaceSelector) | quote }}
-{{- end }}
-- {{ print "--max-drop-fraction=" (.Values.safety.maxDropFraction) | quote }}
-{{- if .Values.safety.allowDrop }}
-- --allow-drop
-{{- end }}
+- {{ print "--user-prefix=" .Values.userPrefix | quote }}
+- {{ print "--namespace-annotations=" .Values.namespaceAnnotations.enabled | quote }}
+- {{ print "--max-drop-fraction=" .Values.safety.maxDropFraction | quote }}
+- {{ print "--allow-empty=" .Values.safety.allowEmpty | quote }}
+- {{ print "--allow-large-drop=" .Values.safety.allowLargeDrop | quote }}
+- {{ print "--max-configmap-bytes=" (int .Values.safety.maxConfigMapBytes) | quote }}
+- {{ print "--workers=" .Values.workers | quote }}
 {{- end -}}
 
 {{- define "ldap-configmap.env" -}}

@@ -57,24 +57,31 @@
 {{- end }}
 - {{ print "--terminating-timeout=" (.Values.terminatingTimeout) | quote }}
 {{- with .Values.ldap.url }}
-- {{ print "--ldap-url=" (.) | quote }}
-{{- if $.Values.ldap.startTLS }}
-- --ldap-start-tls
-{{- end }}
+- {{ print "--ldap-url=" . | quote }}
+- {{ print "--ldap-preset=" $.Values.ldap.preset | quote }}
+- {{ print "--ldap-tls=" $.Values.ldap.startTLS | quote }}
+- {{ print "--ldap-tls-verify=" $.Values.ldap.tlsVerify | quote }}
 {{- if $.Values.ldap.caBundle.secretName }}
-- {{ print "--ldap-ca-file=/etc/namespace-bootstrap/ldap-ca/" ($.Values.ldap.caBundle.key) | quote }}
+- {{ print "--ldap-tls-ca-file=/etc/namespace-bootstrap/ldap-ca/" $.Values.ldap.caBundle.key | quote }}
 {{- end }}
 {{- with $.Values.ldap.bindDN }}
-- {{ print "--ldap-bind-dn=" (.) | quote }}
+- {{ print "--ldap-bind-dn=" . | quote }}
 {{- end }}
 {{- if $.Values.ldap.bindPassword.secretName }}
-- {{ print "--ldap-bind-password-file=/etc/namespace-bootstrap/ldap-bind/" ($.Values.ldap.bindPassword.key) | quote }}
+- {{ print "--ldap-bind-password-file=/etc/namespace-bootstrap/ldap-bind/" $.Values.ldap.bindPassword.key | quote }}
 {{- end }}
-- {{ print "--ldap-user-base-dn=" ($.Values.ldap.userBaseDN) | quote }}
-- {{ print "--ldap-user-filter=" ($.Values.ldap.userFilter) | quote }}
-- {{ print "--ldap-group-base-dn=" ($.Values.ldap.groupBaseDN) | quote }}
-- {{ print "--ldap-group-filter=" ($.Values.ldap.groupFilter) | quote }}
-- {{ print "--ldap-timeout=" ($.Values.ldap.timeout) | quote }}
+- {{ print "--ldap-user-base-dn=" $.Values.ldap.userBaseDN | quote }}
+- {{ print "--ldap-group-base-dn=" $.Values.ldap.groupBaseDN | quote }}
+{{- with $.Values.ldap.userFilter }}
+- {{ print "--ldap-user-filter=" . | quote }}
+{{- end }}
+{{- with $.Values.ldap.groupFilter }}
+- {{ print "--ldap-group-filter=" . | quote }}
+{{- end }}
+{{- with $.Values.ldap.memberScheme }}
+- {{ print "--ldap-member-scheme=" . | quote }}
+{{- end }}
+- {{ print "--ldap-timeout=" $.Values.ldap.timeout | quote }}
 {{- end }}
 - {{ print "--reconcile=" (.Values.reconcile.enabled) | quote }}
 - {{ print "--reconcile-workers=" (.Values.reconcile.workers) | quote }}

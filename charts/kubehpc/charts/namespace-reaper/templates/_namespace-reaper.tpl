@@ -1,26 +1,31 @@
 {{/* namespace-reaper's own flags (kubehpc.workload includes these). */}}
 {{- define "namespace-reaper.args" -}}
-{{- range .Values.namespaceLabels }}
-- {{ print "--namespace-labels=" (.) | quote }}
+{{- $sel := list }}
+{{- range .Values.namespaceLabels }}{{ $sel = append $sel (ternary (printf "\"%s\"" .) . (contains "," .)) }}{{ end }}
+{{- with $sel }}
+- {{ print "--namespace-labels=" (join "," .) | quote }}
 {{- end }}
 {{- with .Values.namespaceRegexp }}
-- {{ print "--namespace-regexp=" (.) | quote }}
+- {{ print "--namespace-regexp=" . | quote }}
 {{- end }}
-- {{ print "--protected-namespaces=" (join "," (prepend .Values.protectedNamespaces .Release.Namespace)) | quote }}
-- {{ print "--reap-after=" (.Values.reapAfter) | quote }}
-- {{ print "--namespace-last-used-annotation=" (.Values.lastUsedAnnotation) | quote }}
-- {{ print "--last-used-threshold=" (.Values.lastUsedThreshold) | quote }}
-- {{ print "--reap-with-pvcs=" (.Values.reapWithPVCs) | quote }}
-- {{ print "--max-deletions-per-pass=" (.Values.maxDeletionsPerPass) | quote }}
+- {{ print "--own-namespace=" .Release.Namespace | quote }}
+{{- with .Values.protectedNamespaces }}
+- {{ print "--protected-namespaces=" (join "," .) | quote }}
+{{- end }}
+- {{ print "--reap-after=" .Values.reapAfter | quote }}
+- {{ print "--namespace-last-used-annotation=" .Values.lastUsedAnnotation | quote }}
+- {{ print "--last-used-threshold=" .Values.lastUsedThreshold | quote }}
+- {{ print "--reap-with-pvcs=" .Values.reapWithPVCs | quote }}
+- {{ print "--max-deletions-per-pass=" .Values.maxDeletionsPerPass | quote }}
 {{- with .Values.prometheus.address }}
-- {{ print "--prometheus-address=" (.) | quote }}
-- {{ print "--prometheus-timeout=" ($.Values.prometheus.timeout) | quote }}
-- {{ print "--prometheus-retry-timeout=" ($.Values.prometheus.retryTimeout) | quote }}
+- {{ print "--prometheus-address=" . | quote }}
+- {{ print "--prometheus-timeout=" $.Values.prometheus.timeout | quote }}
+- {{ print "--prometheus-retry-timeout=" $.Values.prometheus.retryTimeout | quote }}
 {{- if $.Values.prometheus.bearerToken.secretName }}
-- {{ print "--prometheus-bearer-token-file=/etc/namespace-reaper/prometheus-token/" ($.Values.prometheus.bearerToken.key) | quote }}
+- {{ print "--prometheus-bearer-token-file=/etc/namespace-reaper/prometheus-token/" $.Values.prometheus.bearerToken.key | quote }}
 {{- end }}
 {{- if $.Values.prometheus.caBundle.secretName }}
-- {{ print "--prometheus-ca-file=/etc/namespace-reaper/prometheus-ca/" ($.Values.prometheus.caBundle.key) | quote }}
+- {{ print "--prometheus-ca-file=/etc/namespace-reaper/prometheus-ca/" $.Values.prometheus.caBundle.key | quote }}
 {{- end }}
 {{- end }}
 {{- end -}}
