@@ -79,17 +79,24 @@ func TestRBAC(t *testing.T) {
 	t.Run("no delete verb", func(t *testing.T) {
 		rules := append([]rbacv1.PolicyRule(nil), clusterRules...)
 		rules[0] = rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch", "patch"}}
-		h := newHarness(t, harnessOpts{restConfig: boundServiceAccount(t, rules)}, nil)
-		idle := h.namespace(t, nil)
+		h := newHarness(t, harnessOpts{restConfig: boundServiceAccount(t, rules)}, func(c *Config) { c.MaxDeletionsPerPass = 2 })
+		idle := []string{h.namespace(t, nil), h.namespace(t, nil), h.namespace(t, nil)}
 		err := h.r.RunOnce(ctx)
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("RunOnce() = %v, want Forbidden", err)
 		}
-		if deletionRequested(t, idle) {
-			t.Errorf("namespace %s was deleted without the delete verb", idle)
+		for _, ns := range idle {
+			if deletionRequested(t, ns) {
+				t.Errorf("namespace %s was deleted without the delete verb", ns)
+			}
 		}
-		if got := testutil.ToFloat64(h.r.metrics.errors); got < 1 {
-			t.Errorf("errors_total = %v, want at least 1", got)
+		// Failed deletions count against the cap: 2 attempts, not 3.
+		if got := h.count("DELETE namespaces"); got != 2 {
+			t.Errorf("DELETE namespaces = %d, want 2 (the cap)", got)
+		}
+		// One per failed deletion, one for the failed pass.
+		if got := testutil.ToFloat64(h.r.metrics.errors); got != 3 {
+			t.Errorf("errors_total = %v, want 3", got)
 		}
 	})
 }

@@ -157,7 +157,9 @@ func (r *Reaper) runOnce(ctx context.Context) error {
 	var errs []error
 	reaped := 0
 	for i, c := range idle {
-		if reaped >= r.cfg.MaxDeletionsPerPass {
+		// Failed attempts count too, so a missing permission does not make
+		// a pass try every idle namespace.
+		if reaped+len(errs) >= r.cfg.MaxDeletionsPerPass {
 			kept[ReasonDeferred] += len(idle) - i
 			r.log.Warn("Reached the per-pass deletion cap; deferred the other idle namespaces to the next pass",
 				zap.Int("maxDeletionsPerPass", r.cfg.MaxDeletionsPerPass), zap.Int("deferred", len(idle)-i))

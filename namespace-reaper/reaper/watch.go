@@ -91,6 +91,19 @@ func (w *watcher) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("add pod event handler: %w", err)
 	}
+	_, err = nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if ns, ok := obj.(*corev1.Namespace); ok {
+				w.forget(ns.Name)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("add namespace event handler: %w", err)
+	}
 	w.namespaces = nsInformer.Lister()
 	w.pods = podInformer.Informer().GetIndexer()
 	factory.Start(ctx.Done())
@@ -135,6 +148,14 @@ func (w *watcher) note(ns string, t time.Time) bool {
 	}
 	w.observed[ns] = t
 	return true
+}
+
+// forget drops a deleted namespace's state.
+func (w *watcher) forget(ns string) {
+	w.mu.Lock()
+	delete(w.observed, ns)
+	delete(w.written, ns)
+	w.mu.Unlock()
 }
 
 func (w *watcher) observedAt(ns string) time.Time {
