@@ -209,6 +209,10 @@ func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
 			return nil, err
 		}
 	}
+	if ns := env.Daemon.LeaderElection.Namespace; ns != "" && !IsProtected(ns, c.policy.Protected) {
+		// The Lease's namespace is the tool's own too.
+		c.policy.Protected = append(c.policy.Protected, ns)
+	}
 	client, err := protobufClient(env.RESTConfig)
 	if err != nil {
 		return nil, err
