@@ -102,7 +102,7 @@ func buildHarness(t testing.TB, cfg *rest.Config, args []string, once bool, now 
 	}
 	level := zap.DebugLevel
 	if _, bench := t.(*testing.B); bench {
-		level = zap.WarnLevel
+		level = zap.InfoLevel
 	}
 	core, logs := observer.New(level)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -23,7 +23,7 @@ import (
 const jobIndex = "job"
 
 // workers is the number of goroutines deleting pods whose time has come.
-const workers = 4
+const workers = 16
 
 // watch holds the informer caches of the daemon mode.
 type watch struct {
