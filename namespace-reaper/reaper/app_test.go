@@ -15,7 +15,9 @@ func TestAppRunOnce(t *testing.T) {
 	sel := newHarness(t, harnessOpts{}, nil)
 	young := sel.namespace(t, nil)
 	var out bytes.Buffer
-	args := []string{"--once", "--kubeconfig=" + env.Kube.KubeconfigPath, "--namespace-labels=" + labelSelector(sel.labels), "--log-format=json"}
+	// The selector has a comma, so it is quoted (the flag is a CSV list of
+	// selectors, OR-ed).
+	args := []string{"--once", "--kubeconfig=" + env.Kube.KubeconfigPath, `--namespace-labels="` + labelSelector(sel.labels) + `"`, "--log-format=json"}
 	if err := app.Run(context.Background(), tool, args, lookup(map[string]string{"NAMESPACE_REAPER_DRY_RUN": "true"}), &out, &Config{}); err != nil {
 		t.Fatalf("Run(%q) = %v\n%s", args, err, out.String())
 	}
