@@ -411,13 +411,17 @@ func (p *Pass) Start(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	certs, err := newCertLoader(p.cfg.TLSCertFile, p.cfg.TLSKeyFile)
+	if err != nil {
+		return err
+	}
 	if _, err := p.Listen(); err != nil {
 		return err
 	}
 	srv := &http.Server{
 		Handler:           p.service,
 		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate},
 	}
-	return serveTLS(ctx, p.log, srv, p.ln, p.cfg.TLSCertFile, p.cfg.TLSKeyFile)
+	return serveTLS(ctx, p.log, srv, p.ln)
 }

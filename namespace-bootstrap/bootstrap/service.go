@@ -193,13 +193,10 @@ func (l *UserLimiter) RetryAfter() time.Duration {
 	return time.Duration(float64(time.Second) / float64(l.limit))
 }
 
-// errServerClosed is returned by Serve after a clean shutdown.
-var errServerClosed = http.ErrServerClosed
-
-// serveTLS serves on ln with the certificate files until ctx is done.
-func serveTLS(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listener, certFile, keyFile string) error {
+// serveTLS serves on ln with srv.TLSConfig's certificate until ctx is done.
+func serveTLS(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listener) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, certFile, keyFile) }()
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
 	log.Info("Serving bootstrap HTTPS", zap.String("address", ln.Addr().String()))
 	select {
 	case err := <-errc:
@@ -208,7 +205,7 @@ func serveTLS(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Lis
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, errServerClosed) {
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shut down HTTPS: %w", err)
 	}
 	return nil
