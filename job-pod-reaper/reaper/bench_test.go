@@ -139,8 +139,16 @@ func createBenchNamespace(ctx context.Context, client kubernetes.Interface, ns s
 func BenchmarkOncePass(b *testing.B) {
 	p := populate(b)
 	for b.Loop() {
-		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0"}, true, time.Now().Add(2*time.Hour))
+		dry := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0", "--dry-run"}, true, time.Now().Add(2*time.Hour))
 		start := time.Now()
+		if err := dry.r.RunOnce(dry.ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "dry_run_pass_s")
+		fmt.Fprintf(os.Stderr, "bench: --once --dry-run pass %v: %s\n", time.Since(start).Round(time.Millisecond), dry.counter)
+
+		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0"}, true, time.Now().Add(2*time.Hour))
+		start = time.Now()
 		if err := h.r.RunOnce(h.ctx); err != nil {
 			b.Fatal(err)
 		}

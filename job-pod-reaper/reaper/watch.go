@@ -191,11 +191,11 @@ func (w *watch) schedule(pod *corev1.Pod) {
 	r := w.r
 	now := r.clock.Now()
 	v := r.policy.Evaluate(pod, now)
+	if v.Invalid != nil && w.inScope(pod.Namespace) {
+		r.reportInvalid(pod, v.Invalid)
+	}
 	switch {
 	case v.Skip != "":
-		if v.Invalid != nil && w.inScope(pod.Namespace) {
-			r.reportInvalid(pod, v.Invalid)
-		}
 	case v.Expired || v.Warn:
 		r.queue.Add(keyOf(pod))
 	default:
