@@ -277,3 +277,37 @@ func TestVAPImmutableMetadata(t *testing.T) {
 		}
 	})
 }
+
+// TestVAPEphemeralContainers proves the policies also check the
+// pods/ephemeralcontainers subresource (kubectl debug): a root debug
+// container from an untrusted registry is denied, a well-formed one admitted.
+func TestVAPEphemeralContainers(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	u := newUser(t, "heidi", "10008", "10008", []string{"10008", "20001"}, []string{"heidi", "pzs0001"})
+	pod, err := u.Client.CoreV1().Pods(u.Namespace).Create(ctx, goodPod(u), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create a well-formed pod: %v", err)
+	}
+	debug := func(name, image string, uid int64) error {
+		p, err := env.Kube.Client.CoreV1().Pods(u.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
+			Name: name, Image: image,
+			SecurityContext: &corev1.SecurityContext{RunAsUser: &uid, AllowPrivilegeEscalation: ptr(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+		}})
+		_, err = env.Kube.Client.CoreV1().Pods(u.Namespace).UpdateEphemeralContainers(ctx, pod.Name, p, metav1.UpdateOptions{})
+		return err
+	}
+	if err := debug("evil", "evil.example.com/debug:1", 10008); !isDenied(err, "images may only come from registry.example.org, docker.io/library; not allowed: evil") {
+		t.Errorf("add an ephemeral container from an untrusted registry: err = %v, want a registry denial", err)
+	}
+	if err := debug("root", "registry.example.org/debug:1", 0); !isDenied(err, "wrong or unset in: root") {
+		t.Errorf("add a root ephemeral container: err = %v, want a runAsUser denial", err)
+	}
+	if err := debug("ok", "registry.example.org/debug:1", 10008); err != nil {
+		t.Errorf("add a well-formed ephemeral container: %v", err)
+	}
+}
