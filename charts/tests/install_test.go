@@ -30,7 +30,7 @@ var (
 // installUmbrella installs the umbrella chart once per test binary (its
 // cluster-scoped objects allow one release) with testdata/install-values.yaml
 // and waits until the admission policies are enforced.
-func installUmbrella(t *testing.T) {
+func installUmbrella(t testing.TB) {
 	t.Helper()
 	installOnce.Do(func() {
 		start := time.Now()
@@ -50,7 +50,7 @@ func installUmbrella(t *testing.T) {
 // waitForPolicies polls a known-bad pod (host network, in a user namespace with
 // an identity) with server-side dry-run until the API server denies it: a
 // ValidatingAdmissionPolicy takes effect 0.1-0.2 s after it is created.
-func waitForPolicies(t *testing.T, prefix string) error {
+func waitForPolicies(t testing.TB, prefix string) error {
 	u := newUser(t, prefix+"probe", "10001", "10001", []string{"10001"}, []string{"probe"})
 	pod := goodPod(u)
 	pod.Spec.HostNetwork = true
