@@ -109,6 +109,25 @@ func TestNamespaceAnnotations(t *testing.T) {
 	}
 }
 
+// TestAnnotationsBeforeAnyNamespace proves that a fresh cluster, where no
+// user has logged in yet (no user namespace to annotate), is not taken for an
+// empty LDAP answer: the maps are written.
+func TestAnnotationsBeforeAnyNamespace(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	c.Mappers = []string{"user-uid"}
+	c.NamespaceAnnotations = true
+	c.UserPrefix = "fresh-"
+	h := newHarness(t, c)
+	h.mustRun(t)
+	cm, err := env.Kube.Client.CoreV1().ConfigMaps(c.Namespace).Get(context.Background(), "user-uid-map", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("user-uid-map not written: %v", err)
+	}
+	if got := cm.Data["fresh-alice"]; got != "10001" {
+		t.Errorf("user-uid-map[fresh-alice] = %q, want 10001", got)
+	}
+}
+
 // TestUserRemovedAndChanged proves, on a directory changed with ldapmodify,
 // that a changed user is rewritten (and only that) and that a user removed
 // from LDAP disappears from every map and loses its namespace annotations.

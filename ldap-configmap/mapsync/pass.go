@@ -144,7 +144,10 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 				refusals = append(refusals, err)
 			}
 		}
-		if ann != nil {
+		// LDAP answered with users (checked above), so no annotated namespace
+		// yet is not an empty answer: no user has a namespace so far. Only a
+		// drop from namespaces annotated now is guarded.
+		if ann != nil && ann.current > 0 {
 			if err := p.guard.CheckCount("namespace annotations", ann.current, ann.desired); err != nil {
 				refusals = append(refusals, err)
 			}
