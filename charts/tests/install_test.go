@@ -240,3 +240,31 @@ func ptr[T any](v T) *T { return &v }
 func isDenied(err error, want string) bool {
 	return err != nil && (apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) && strings.Contains(err.Error(), want)
 }
+
+// TestSubchartsInstallAlone installs each tool's chart on its own (as a site
+// that wants only one tool would), into its own namespace and under another
+// name so it does not collide with the umbrella's cluster-scoped objects,
+// and checks its workload and service account exist.
+func TestSubchartsInstallAlone(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	for _, s := range subcharts[:4] {
+		t.Run(s, func(t *testing.T) {
+			ns, name := "alone-"+s, "alone-"+s
+			args := []string{"install", name, subchart(t, s), "--namespace", ns, "--create-namespace", "--set", "fullnameOverride=" + name}
+			if s == "namespace-bootstrap" {
+				args = append(args, "--set", "clusterRoles.create=false")
+			}
+			if _, err := helm(t, args...); err != nil {
+				t.Fatalf("helm install %s alone: %v", s, err)
+			}
+			t.Cleanup(func() { _, _ = helm(t, "uninstall", name, "--namespace", ns) })
+			if _, err := env.Kube.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Errorf("Deployment %s/%s: %v", ns, name, err)
+			}
+			if _, err := env.Kube.Client.CoreV1().ServiceAccounts(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Errorf("ServiceAccount %s/%s: %v", ns, name, err)
+			}
+		})
+	}
+}
