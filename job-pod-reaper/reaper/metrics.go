@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, k := range []string{KindPod, KindService, KindConfigMap, KindSecret} {
 		m.reaped.WithLabelValues(k)
 	}
-	for _, r := range []string{SkipNoLifetime, SkipInvalidLifetime, SkipNotStarted, SkipTerminating} {
+	for _, r := range skipReasons() {
 		m.skipped.WithLabelValues(r)
 	}
 	reg.MustRegister(m.reaped, m.errors, m.expiryLag, m.skipped, m.forbidden, m.capReached, m.deferred, m.warnings, m.invalidLifetime)

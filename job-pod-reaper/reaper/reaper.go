@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,8 +22,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
@@ -33,6 +36,7 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/kubeclient"
 )
 
 // ToolName names the binary, the Event source and the field manager.
@@ -40,10 +44,9 @@ const ToolName = "job-pod-reaper"
 
 // Event reasons recorded on pods.
 const (
-	ReasonWalltimeExceeded  = "WalltimeExceeded"
-	ReasonWalltimeEnding    = "WalltimeEndingSoon"
-	ReasonInvalidWalltime   = "InvalidWalltime"
-	ReasonDeletionsDeferred = "DeletionDeferred"
+	ReasonWalltimeExceeded = "WalltimeExceeded"
+	ReasonWalltimeEnding   = "WalltimeEndingSoon"
+	ReasonInvalidWalltime  = "InvalidWalltime"
 )
 
 // Reaper is the pass. Build it with Config.Build.
@@ -57,7 +60,13 @@ type Reaper struct {
 	client   kubernetes.Interface
 	meta     metadata.Interface
 	recorder record.EventRecorder
-	metrics  *metrics
+	// eventWrites counts the Event writes of recorder's client; recorded
+	// counts the Events recorded. In --once mode a pass waits for the
+	// first to catch up with the second (the recorder is asynchronous and
+	// the process exits after the pass).
+	eventWrites *kubeclient.RequestCounter
+	recorded    atomic.Int64
+	metrics     *metrics
 	// once: no Start; every pass LISTs.
 	once bool
 	// podSelector and objSelector are the server-side selectors: the object
@@ -102,12 +111,17 @@ func (c *Config) build(ctx context.Context, env app.Env) (*Reaper, error) {
 	if !ok {
 		clk = clock.RealClock{}
 	}
-	recorder, stop := events.NewRecorder(env.Client, ToolName, env.Log)
+	eventsCfg, eventWrites := kubeclient.Count(env.RESTConfig)
+	eventsClient, err := kubernetes.NewForConfig(eventsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("create events client: %w", err)
+	}
+	recorder, stop := events.NewRecorder(eventsClient, ToolName, env.Log)
 	context.AfterFunc(ctx, stop)
 	r := &Reaper{
 		cfg: c, policy: c.policy(), jobLabel: c.jobLabel(),
 		log: env.Log, acct: env.Log.Named("accounting"), clock: clk,
-		client: env.Client, meta: meta, recorder: recorder,
+		client: env.Client, meta: meta, recorder: recorder, eventWrites: eventWrites,
 		metrics: newMetrics(env.Registry), once: env.Daemon.Once,
 		podSelector: c.objSelector, objSelector: c.objSelector,
 		claimed: map[types.UID]bool{}, warned: map[types.UID]bool{}, reported: map[types.UID]bool{},
@@ -149,7 +163,7 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 	}
 	r.metrics.forbidden.Set(float64(len(snap.forbidden)))
 	plan := BuildPlan(snap.pods, snap.objects, passStart, passStart, r.policy, r.jobLabel, r.cfg.OrphanMinAge)
-	for reason := range r.metrics.skippedReasons() {
+	for _, reason := range skipReasons() {
 		r.metrics.skipped.WithLabelValues(reason).Set(float64(plan.Skipped[reason]))
 	}
 	for _, inv := range plan.Invalid {
@@ -188,14 +202,43 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 			r.queue.AddAfter(keyOf(e.Pod), e.Verdict.Next.Sub(now))
 		}
 	}
-	r.log.Info("Reap summary", zap.Int("pods", len(snap.pods)), zap.Int("objects", len(snap.objects)),
+	if r.once {
+		r.flushEvents(ctx)
+	}
+	r.log.Info("Finished pass", zap.Int("pods", len(snap.pods)), zap.Int("objects", len(snap.objects)),
 		zap.Int("expired", len(plan.Expired)), zap.Int("orphans", len(plan.Orphans)), zap.Int("waiting", len(plan.Waiting)),
 		zap.Int("deferred", deferred), zap.Int("forbiddenNamespaces", len(snap.forbidden)), zap.Bool("dryRun", r.cfg.DryRun))
 	return errors.Join(errs...)
 }
 
-func (m *metrics) skippedReasons() map[string]bool {
-	return map[string]bool{SkipNoLifetime: true, SkipInvalidLifetime: true, SkipNotStarted: true, SkipTerminating: true}
+// skipReasons are the values of the reason label of skipped_pods.
+func skipReasons() []string {
+	return []string{SkipNoLifetime, SkipInvalidLifetime, SkipNotStarted, SkipTerminating}
+}
+
+// event records an Event on obj.
+func (r *Reaper) event(obj runtime.Object, eventType, reason, format string, args ...any) {
+	r.recorded.Add(1)
+	r.recorder.Eventf(obj, eventType, reason, format, args...)
+}
+
+// flushEventsTimeout bounds the wait for Events at the end of a --once pass.
+const flushEventsTimeout = 30 * time.Second
+
+// flushEvents waits until every recorded Event has been written (or the
+// timeout), so that a --once run does not exit with Events still queued.
+func (r *Reaper) flushEvents(ctx context.Context) {
+	if r.eventWrites == nil {
+		return
+	}
+	want := int(r.recorded.Load())
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, flushEventsTimeout, true, func(context.Context) (bool, error) {
+		return r.eventWrites.Total("POST", "PATCH") >= want, nil
+	})
+	if err != nil {
+		r.log.Warn("Gave up waiting for Events to be written", zap.Int("recorded", want),
+			zap.Int("written", r.eventWrites.Total("POST", "PATCH")), zap.Error(err))
+	}
 }
 
 // claim marks a pod as being reaped; false if it already is.
@@ -247,7 +290,7 @@ func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
 			now := r.clock.Now()
 			r.metrics.reaped.WithLabelValues(KindPod).Inc()
 			r.metrics.expiryLag.Observe(now.Sub(e.Verdict.Deadline).Seconds())
-			r.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded", e.Verdict.Lifetime)
+			r.event(pod, corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded", e.Verdict.Lifetime)
 			r.account(pod, e, now)
 		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 			// Gone already, or replaced by a new pod of the same name: done.
@@ -343,7 +386,7 @@ func (r *Reaper) warn(e Expiry) {
 		return
 	}
 	left := e.Verdict.Deadline.Sub(r.clock.Now()).Round(time.Second)
-	r.recorder.Eventf(e.Pod, corev1.EventTypeWarning, ReasonWalltimeEnding,
+	r.event(e.Pod, corev1.EventTypeWarning, ReasonWalltimeEnding,
 		"walltime of %s ends at %s (in %s); the pod will then be deleted", e.Verdict.Lifetime, e.Verdict.Deadline.UTC().Format(time.RFC3339), left)
 	r.metrics.warnings.Inc()
 	r.log.Info("Warned of walltime end", zap.String("namespace", e.Pod.Namespace), zap.String("pod", e.Pod.Name),
@@ -364,7 +407,7 @@ func (r *Reaper) reportInvalid(pod *corev1.Pod, err error) {
 	r.metrics.invalidLifetime.Inc()
 	r.log.Error("Found unparseable lifetime", zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.Error(err))
 	if !r.cfg.DryRun {
-		r.recorder.Eventf(pod, corev1.EventTypeWarning, ReasonInvalidWalltime, "%v", err)
+		r.event(pod, corev1.EventTypeWarning, ReasonInvalidWalltime, "%v", err)
 	}
 }
 

@@ -108,6 +108,16 @@ func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag}, true, time.Now().Add(2*time.Hour))
 	h.runOnce(t)
+	// A --once pass returns only once its Events are written (the process
+	// exits next), so they are there without waiting.
+	if w, rec := h.r.eventWrites.Total("POST", "PATCH"), int(h.r.recorded.Load()); w < rec || rec != 2 {
+		t.Errorf("after the pass %d Event writes for %d Events recorded, want 2 and 2", w, rec)
+	}
+	for _, ns := range []string{a, b} {
+		if evs := podEvents(t, ns, "expired", ReasonWalltimeExceeded); len(evs) != 1 || evs[0].Message != "walltime of 1h0m0s exceeded" {
+			t.Errorf("WalltimeExceeded Events on %s/expired right after the pass = %+v, want one", ns, evs)
+		}
+	}
 
 	for _, o := range []struct {
 		kind, ns, name string
@@ -344,5 +354,26 @@ func TestOnceRequestsDoNotGrowWithNamespaces(t *testing.T) {
 	// namespaces, pods, services, configmaps, secrets.
 	if got := h.counter.Total("GET"); got != 5 {
 		t.Errorf("a --once pass over 12 namespaces made %d GETs (%s), want 5", got, h.counter)
+	}
+}
+
+// TestOnceWritesEveryEventBeforeReturning: the Event recorder is
+// asynchronous and a --once run exits after its pass, so the pass returns
+// only once every Event is written.
+func TestOnceWritesEveryEventBeforeReturning(t *testing.T) {
+	lbl, nsFlag := scope(t)
+	ns := env.Namespace(t, "events-", lbl)
+	const n = 40
+	for i := 0; i < n; i++ {
+		createPod(t, ns, fmt.Sprintf("p%d", i), podOpts{lifetime: ptr("1h"), job: fmt.Sprintf("j%d", i)})
+	}
+	h := newHarness(t, env.Kube.Config, []string{nsFlag}, true, time.Now().Add(2*time.Hour))
+	h.runOnce(t)
+	l, err := env.Kube.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=" + ReasonWalltimeExceeded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Items) != n {
+		t.Errorf("right after the pass: %d WalltimeExceeded Events, want %d", len(l.Items), n)
 	}
 }
