@@ -120,6 +120,7 @@ func TestSchemaViolations(t *testing.T) {
 		{"two replicas without leader election", "kubehpc", []string{"job-pod-reaper.replicaCount=2"}, "needs leaderElection.enabled=true"},
 		{"enabled not a boolean", "kubehpc", []string{"namespace-reaper.enabled=maybe"}, "enabled"},
 		{"subchart alone: unknown key", "policies", []string{"rules.bogus=true"}, "bogus"},
+		{"subchart alone: Strict neither auto nor a boolean", "policies", []string{"rules.supplementalGroupsPolicyStrict=maybe"}, "supplementalGroupsPolicyStrict"},
 		{"subchart alone: bad scope", "job-pod-reaper", []string{"rbac.scope=everywhere"}, "scope"},
 		{"subchart alone: bad CIDR", "namespace-bootstrap", []string{"networkPolicy.allowCIDRs={10.0.0.1}"}, "allowCIDRs"},
 	}
@@ -147,6 +148,38 @@ func TestSchemaViolations(t *testing.T) {
 		}
 		if _, err := helm(t, "template", "kubehpc", dir); err != nil {
 			t.Errorf("helm template %s with its defaults: %v", s, err)
+		}
+	}
+}
+
+// TestStrictGroupsByKubeVersion: rule 2's supplementalGroupsPolicy: Strict is
+// required by default only where the field exists (Kubernetes 1.33+), so
+// older clusters are not locked out; it can be forced either way.
+func TestStrictGroupsByKubeVersion(t *testing.T) {
+	const rule = "supplementalGroupsPolicy must be Strict"
+	cases := []struct {
+		version, set string
+		want         bool
+	}{
+		{"1.37.2", "", true},
+		{"1.33.0", "", true},
+		{"1.32.5", "", false},
+		{"1.32.5", "rules.supplementalGroupsPolicyStrict=true", true},
+		{"1.37.2", "rules.supplementalGroupsPolicyStrict=false", false},
+	}
+	for _, tc := range cases {
+		for _, engine := range []string{"vap", "kyverno"} {
+			args := []string{"template", "kubehpc", subchart(t, "policies"), "--kube-version", tc.version, "--set", "engine=" + engine}
+			if tc.set != "" {
+				args = append(args, "--set", tc.set)
+			}
+			out, err := helm(t, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(out, rule); got != tc.want {
+				t.Errorf("%s on Kubernetes %s with %q: Strict rule rendered = %v, want %v", engine, tc.version, tc.set, got, tc.want)
+			}
 		}
 	}
 }

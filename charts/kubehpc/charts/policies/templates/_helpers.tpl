@@ -56,3 +56,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "policies.celEscape" -}}
 {{- . | replace "\\" "\\\\" | replace "'" "\\'" -}}
 {{- end -}}
+
+{{/* "true" when rule 2's supplementalGroupsPolicy: Strict is required. */}}
+{{- define "policies.strictGroups" -}}
+{{- $v := .Values.rules.supplementalGroupsPolicyStrict -}}
+{{- if eq (toString $v) "auto" -}}
+{{- if semverCompare ">=1.33.0-0" .Capabilities.KubeVersion.Version }}true{{ end -}}
+{{- else if $v }}true{{ end -}}
+{{- end -}}
