@@ -27,8 +27,11 @@ test: deps ## Run every and integration test (real kube-apiserver and slapd), wi
 lint: ## gofmt, go vet and staticcheck on every module
 	@hack/lint.sh
 
-demo: deps build ## Run the whole story on a local control plane and LDAP server
-	@cd e2e && go run ./cmd/demo --bin ../bin
+demo: build ## Run the whole story on a local control plane and LDAP server (Ctrl-C stops everything)
+	@hack/install-deps.sh
+	@hack/tool.sh kubebins >/dev/null
+	@hack/tool.sh helm >/dev/null
+	@cd e2e && go run ./cmd/demo --bin ../bin --root .. $(DEMO_FLAGS)
 
 bench: deps ## Run the scale benchmarks against the real servers and print figures
 	@hack/bench.sh
