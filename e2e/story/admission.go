@@ -108,7 +108,6 @@ func (s *Story) Admission(ctx context.Context) error {
 	return nil
 }
 
-
 func wrap(s string, width int) string {
 	var b strings.Builder
 	line := 0
