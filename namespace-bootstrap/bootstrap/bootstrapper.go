@@ -148,11 +148,14 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Resu
 	carryOver(nsObj, live)
 	if ident != nil {
 		setAnnotations(nsObj, ident)
-		// The template rendered for the username as given; keep the owner
-		// the same spelling, so that a reconcile renders the same objects.
-		setAnnotations(nsObj, map[string]string{identity.UserAnnotation: username})
 	}
-	setAnnotations(nsObj, map[string]string{identity.LastHookExecutionAnnotation: strconv.FormatInt(b.Clock.Now().Unix(), 10)})
+	// The template rendered for the username as given; the owner keeps that
+	// spelling (not LDAP's, not an earlier login's), so that a reconcile
+	// renders the same objects.
+	setAnnotations(nsObj, map[string]string{
+		identity.UserAnnotation:              username,
+		identity.LastHookExecutionAnnotation: strconv.FormatInt(b.Clock.Now().Unix(), 10),
+	})
 	if err := b.apply(ctx, log, nsObj, nsReason); err != nil {
 		return res, err
 	}
