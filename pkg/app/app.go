@@ -42,7 +42,7 @@ type Tool struct {
 // Env is what a Command gets to build its pass.
 type Env struct {
 	Log        *zap.Logger
-	Clock      clock.Clock
+	Clock      clock.WithTicker
 	Registry   *prometheus.Registry
 	RESTConfig *rest.Config
 	Client     kubernetes.Interface
