@@ -107,8 +107,8 @@ func (c *Config) build(ctx context.Context, env app.Env) (*Reaper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create metadata client: %w", err)
 	}
-	clk, ok := env.Clock.(clock.WithTicker)
-	if !ok {
+	clk := env.Clock
+	if clk == nil {
 		clk = clock.RealClock{}
 	}
 	eventsCfg, eventWrites := kubeclient.Count(env.RESTConfig)
