@@ -377,3 +377,35 @@ func TestOnceWritesEveryEventBeforeReturning(t *testing.T) {
 		t.Errorf("right after the pass: %d WalltimeExceeded Events, want %d", len(l.Items), n)
 	}
 }
+
+// TestOnceJobLabel: --job-label names the label tying a pod to its objects;
+// 'none' reaps pods only (no companions, no orphans).
+func TestOnceJobLabel(t *testing.T) {
+	for _, c := range []struct {
+		flag          string
+		wantObjectsGo bool
+	}{
+		{"--job-label=session", true},
+		{"--job-label=none", false},
+	} {
+		t.Run(c.flag, func(t *testing.T) {
+			lbl, nsFlag := scope(t)
+			ns := env.Namespace(t, "joblabel-", lbl)
+			createPod(t, ns, "expired", podOpts{lifetime: ptr("1h"), labels: map[string]string{"session": "s1"}})
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "s1-configmap", Labels: map[string]string{
+				"session": "s1", "app.kubernetes.io/managed-by": "open-ondemand"}}}
+			orphan := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "orphan", Labels: map[string]string{
+				"session": "gone", "app.kubernetes.io/managed-by": "open-ondemand"}}}
+			for _, o := range []*corev1.ConfigMap{cm, orphan} {
+				if _, err := env.Kube.Client.CoreV1().ConfigMaps(ns).Create(context.Background(), o, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h := newHarness(t, env.Kube.Config, []string{nsFlag, c.flag}, true, time.Now().Add(2*time.Hour))
+			h.runOnce(t)
+			wantExists(t, KindPod, ns, "expired", false)
+			wantExists(t, KindConfigMap, ns, "s1-configmap", !c.wantObjectsGo)
+			wantExists(t, KindConfigMap, ns, "orphan", !c.wantObjectsGo)
+		})
+	}
+}
