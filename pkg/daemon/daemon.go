@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -285,8 +286,12 @@ func (r *Runner) runElected(ctx context.Context) error {
 		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
 	}
 	r.setStandby(true)
+	// OnStartedLeading runs in a goroutine of its own that elector.Run does
+	// not wait for: loopDone closes when the loop has finished, and loopErr
+	// is read only after that.
 	var loopErr error
-	led := false
+	loopDone := make(chan struct{})
+	var led atomic.Bool
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   le.LeaseDuration,
@@ -296,7 +301,8 @@ func (r *Runner) runElected(ctx context.Context) error {
 		Name:            le.LeaseName,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadCtx context.Context) {
-				led = true
+				defer close(loopDone)
+				led.Store(true)
 				log.Info("Started leading")
 				r.setStandby(false)
 				r.metrics.leader.Set(1)
@@ -318,10 +324,14 @@ func (r *Runner) runElected(ctx context.Context) error {
 	}
 	log.Info("Waiting for leadership")
 	elector.Run(ctx)
+	if !led.Load() {
+		return nil // stopped before leading
+	}
+	<-loopDone // the loop's context is cancelled: it returns within the shutdown timeout
 	if loopErr != nil {
 		return loopErr
 	}
-	if ctx.Err() == nil && led {
+	if ctx.Err() == nil {
 		return ErrLostLeadership
 	}
 	return nil
