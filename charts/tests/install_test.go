@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +42,16 @@ func installUmbrella(t testing.TB) {
 			return
 		}
 		t.Logf("helm install of the umbrella chart took %v", time.Since(start).Round(time.Millisecond))
+		// The RBAC authorizer sees the new bindings a moment later.
+		installErr = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+				Verb: "create", Resource: "namespaces"}}}
+			res, err := saClient(t, "namespace-bootstrap").AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+			return err == nil && res.Status.Allowed, nil
+		})
+		if installErr != nil {
+			return
+		}
 		installErr = waitForPolicies(t, "user-wait-")
 	})
 	if installErr != nil {
@@ -117,13 +129,20 @@ func TestInstallUmbrella(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"kubehpc-pod-identity", "kubehpc-pod-security", "kubehpc-pod-hostpath", "kubehpc-pod-immutable", "kubehpc-namespace-identity"} {
-		vap, err := c.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, p, metav1.GetOptions{})
+		// The API server type-checks each policy against the Pod and
+		// Namespace schemas in the background: wait for the result.
+		var vap *admissionregistrationv1.ValidatingAdmissionPolicy
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			var err error
+			vap, err = c.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, p, metav1.GetOptions{})
+			return err == nil && vap.Status.TypeChecking != nil, nil
+		})
 		if err != nil {
-			t.Errorf("ValidatingAdmissionPolicy %s: %v", p, err)
+			t.Errorf("ValidatingAdmissionPolicy %s: no type-checking result: %v", p, err)
 			continue
 		}
-		if vap.Status.TypeChecking != nil && len(vap.Status.TypeChecking.ExpressionWarnings) > 0 {
-			t.Errorf("ValidatingAdmissionPolicy %s has type-checking warnings: %+v", p, vap.Status.TypeChecking.ExpressionWarnings)
+		for _, w := range vap.Status.TypeChecking.ExpressionWarnings {
+			t.Errorf("ValidatingAdmissionPolicy %s: type-checking warning at %s: %s", p, w.FieldRef, w.Warning)
 		}
 	}
 	// helm upgrade with the same values changes nothing that fails.
@@ -212,6 +231,16 @@ func bindUser(t testing.TB, u *user) *user {
 		t.Fatal(err)
 	}
 	u.Client = c
+	// The API server's RBAC authorizer sees a new binding a moment later.
+	review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
+		Verb: "create", Resource: "pods", Namespace: u.Namespace}}}
+	err = wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		res, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		return err == nil && res.Status.Allowed, nil
+	})
+	if err != nil {
+		t.Fatalf("%s may not create pods in %s within 30s of the RoleBinding: %v", u.Name, u.Namespace, err)
+	}
 	return u
 }
 

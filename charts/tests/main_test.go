@@ -16,5 +16,5 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{Kube: true}, &env))
+	os.Exit(testenv.Main(m, testenv.Options{Kube: true, KubeOptions: testenv.KubeOptions{ControllerManager: true}}, &env))
 }
