@@ -168,8 +168,9 @@ func TestRBACNamespaceReaper(t *testing.T) {
 		{verb: "list", resource: "pods", allowed: true},
 		{verb: "watch", resource: "pods", allowed: true},
 		{verb: "list", resource: "persistentvolumeclaims", allowed: true},
-		{verb: "create", resource: "events", allowed: true},
+		{verb: "create", resource: "events", namespace: "default", allowed: true},
 		// Not needed:
+		{verb: "create", resource: "events", namespace: u, allowed: false},
 		{verb: "create", resource: "namespaces", allowed: false},
 		{verb: "delete", resource: "pods", namespace: u, allowed: false},
 		{verb: "list", resource: "secrets", allowed: false},
