@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 
@@ -63,7 +64,8 @@ func New(cfg *Config, d Deps) (*Pass, error) {
 		p.out = os.Stdout
 	}
 	if p.rec == nil {
-		p.rec, _ = events.NewRecorder(d.Client, ToolName, d.Log)
+		// Synchronous: a --once run (a CronJob) must not exit before its Events are written.
+		p.rec = events.NewSyncRecorder(d.Client, ToolName, clock.RealClock{}, d.Log)
 	}
 	return p, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kubehpc/kubehpc/namespace-reaper/promactivity"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 )
 
@@ -222,7 +223,7 @@ func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
 		return nil, errors.New("namespace-reaper needs a clock with tickers")
 	}
 	return New(*c, Deps{Client: client, Clock: clk, Log: env.Log, Registry: env.Registry,
-		Recorder: newSyncRecorder(client, clk, env.Log), Watch: !env.Daemon.Once})
+		Recorder: events.NewSyncRecorder(client, Name, clk, env.Log), Watch: !env.Daemon.Once})
 }
 
 // protobufClient returns a clientset speaking protobuf, which is smaller and

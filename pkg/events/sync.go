@@ -1,4 +1,4 @@
-package reaper
+package events
 
 import (
 	"context"
@@ -16,36 +16,38 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// syncRecorder writes each Event before returning. pkg/events' recorder
-// writes in the background, so a --once process (a CronJob) would exit
-// before its Events reach the API server; the reaper writes at most
-// --max-deletions-per-pass Events per pass, so writing them inline costs
-// little.
-type syncRecorder struct {
-	client  kubernetes.Interface
-	clock   clock.PassiveClock
-	log     *zap.Logger
-	timeout time.Duration
+// SyncRecorder writes each Event before returning. NewRecorder's recorder
+// writes in the background, so a --once process (a CronJob) can exit before
+// its Events reach the API server; a tool that records a few Events a pass
+// (one per deletion, one per change) writes them inline at little cost.
+type SyncRecorder struct {
+	client    kubernetes.Interface
+	component string
+	clock     clock.PassiveClock
+	log       *zap.Logger
+	timeout   time.Duration
 }
 
-var _ record.EventRecorder = (*syncRecorder)(nil)
+var _ record.EventRecorder = (*SyncRecorder)(nil)
 
-func newSyncRecorder(client kubernetes.Interface, clk clock.PassiveClock, log *zap.Logger) *syncRecorder {
-	return &syncRecorder{client: client, clock: clk, log: log, timeout: 10 * time.Second}
+// NewSyncRecorder returns a recorder reporting as component that writes
+// each Event synchronously (10 s timeout); a failure is logged, never fatal.
+func NewSyncRecorder(client kubernetes.Interface, component string, clk clock.PassiveClock, log *zap.Logger) *SyncRecorder {
+	return &SyncRecorder{client: client, component: component, clock: clk, log: log, timeout: 10 * time.Second}
 }
 
-func (s *syncRecorder) Event(obj runtime.Object, eventtype, reason, message string) {
+func (s *SyncRecorder) Event(obj runtime.Object, eventtype, reason, message string) {
 	s.AnnotatedEventf(obj, nil, eventtype, reason, "%s", message)
 }
 
-func (s *syncRecorder) Eventf(obj runtime.Object, eventtype, reason, messageFmt string, args ...any) {
+func (s *SyncRecorder) Eventf(obj runtime.Object, eventtype, reason, messageFmt string, args ...any) {
 	s.AnnotatedEventf(obj, nil, eventtype, reason, messageFmt, args...)
 }
 
 // AnnotatedEventf writes the Event in the object's namespace, or in
 // "default" for a cluster-scoped object such as a Namespace (as client-go's
 // recorder does). A failure is logged, never fatal to the pass.
-func (s *syncRecorder) AnnotatedEventf(obj runtime.Object, annotations map[string]string, eventtype, reason, messageFmt string, args ...any) {
+func (s *SyncRecorder) AnnotatedEventf(obj runtime.Object, annotations map[string]string, eventtype, reason, messageFmt string, args ...any) {
 	r, err := ref.GetReference(scheme.Scheme, obj)
 	if err != nil {
 		s.log.Error("Failed to record event: no object reference", zap.String("reason", reason), zap.Error(err))
@@ -66,11 +68,11 @@ func (s *syncRecorder) AnnotatedEventf(obj runtime.Object, annotations map[strin
 		Reason:              reason,
 		Message:             fmt.Sprintf(messageFmt, args...),
 		Type:                eventtype,
-		Source:              corev1.EventSource{Component: Name},
+		Source:              corev1.EventSource{Component: s.component},
 		FirstTimestamp:      now,
 		LastTimestamp:       now,
 		Count:               1,
-		ReportingController: Name,
+		ReportingController: s.component,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
