@@ -21,7 +21,7 @@ deps: ## Install what the tests need: slapd (Debian), the control plane, Helm an
 	@hack/tool.sh helm >/dev/null
 	@hack/kyverno.sh >/dev/null
 
-test: deps ## Run every and integration test (real kube-apiserver and slapd), with the race detector
+test: deps ## Run every unit, integration and end-to-end test (real kube-apiserver and slapd), with the race detector
 	@hack/test.sh $(GOTEST_FLAGS)
 
 lint: ## gofmt, go vet and staticcheck on every module
