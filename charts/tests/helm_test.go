@@ -39,7 +39,13 @@ var subcharts = []string{"ldap-configmap", "job-pod-reaper", "namespace-reaper",
 // the error.
 func run(t testing.TB, name string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	return runTimeout(t, 2*time.Minute, name, args...)
+}
+
+// runTimeout is run with another time limit.
+func runTimeout(t testing.TB, timeout time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	var stdout, stderr bytes.Buffer

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,7 +32,9 @@ func kyvernoBinary(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(t, filepath.Join(root, "hack", "kyverno.sh"))
+	// A cold build takes about 9 minutes on 2 cores (make test's deps step
+	// normally did it already).
+	out, err := runTimeout(t, 25*time.Minute, filepath.Join(root, "hack", "kyverno.sh"))
 	return strings.TrimSpace(must(t, out, err))
 }
 
