@@ -207,6 +207,28 @@ func generateSuite(t *testing.T, dir, engine, source string) {
 		}
 		results = append(results, result{Policy: "kubehpc-" + pol, Rule: r, Resources: []string{name}, Kind: "Pod", Result: "fail"})
 	}
+	// The walltime table shared with pkg/walltime: accepted exactly when the
+	// reaper parses the value and it is at most the maximum (24h).
+	if engine == "kyverno" && source == "configMaps" {
+		for i, row := range lifetimeRows(t) {
+			name := fmt.Sprintf("lifetime-%02d", i)
+			p := goodPod(alice)
+			p.Annotations["pod.kubernetes.io/lifetime"] = row.value
+			addPod(name, p)
+			switch {
+			case row.value == "":
+				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-required", Resources: []string{name}, Kind: "Pod", Result: "fail"})
+			case !row.accepted:
+				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-valid", Resources: []string{name}, Kind: "Pod", Result: "fail"})
+			case row.seconds > 24*3600:
+				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-valid", Resources: []string{name}, Kind: "Pod", Result: "pass"},
+					result{Policy: "kubehpc-pod-security", Rule: "lifetime-maximum", Resources: []string{name}, Kind: "Pod", Result: "fail"})
+			default:
+				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-valid", Resources: []string{name}, Kind: "Pod", Result: "pass"},
+					result{Policy: "kubehpc-pod-security", Rule: "lifetime-maximum", Resources: []string{name}, Kind: "Pod", Result: "pass"})
+			}
+		}
+	}
 	// A user missing from the maps.
 	missing := goodPod(&user{Name: "dave", UID: "10009", GID: "10009", GIDs: []string{"10009"}, Groups: []string{"dave"}})
 	missing.Spec.Volumes, missing.Spec.Containers[0].VolumeMounts = nil, nil

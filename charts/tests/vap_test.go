@@ -195,29 +195,9 @@ func TestVAPScope(t *testing.T) {
 func TestVAPLifetimeTable(t *testing.T) {
 	installUmbrella(t)
 	alice := newUser(t, "walltime", "10001", "10001", []string{"10001", "20001"}, []string{"walltime", "pzs0001"})
-	f, err := os.Open(filepath.Join(chartsDir(t), "..", "pkg", "walltime", "testdata", "lifetimes.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	rows := 0
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		parts := strings.Split(line, "\t")
-		value, yes := parts[0], parts[1] == "yes"
-		want := yes
-		if yes {
-			secs, err := strconv.ParseFloat(parts[2], 64)
-			if err != nil {
-				t.Fatalf("bad row %q", line)
-			}
-			want = secs <= 24*3600
-		}
-		rows++
+	rows := lifetimeRows(t)
+	for _, row := range rows {
+		value, want := row.value, row.accepted && row.seconds <= 24*3600
 		t.Run(strconv.Quote(value), func(t *testing.T) {
 			p := goodPod(alice)
 			p.Annotations["pod.kubernetes.io/lifetime"] = value
@@ -230,9 +210,44 @@ func TestVAPLifetimeTable(t *testing.T) {
 			}
 		})
 	}
-	if rows < 20 {
-		t.Fatalf("read %d rows of lifetimes.txt, want at least 20", rows)
+}
+
+// lifetimeRow is one row of pkg/walltime/testdata/lifetimes.txt.
+type lifetimeRow struct {
+	value    string
+	accepted bool
+	seconds  float64
+}
+
+// lifetimeRows reads the walltime table shared with pkg/walltime and
+// job-pod-reaper.
+func lifetimeRows(t *testing.T) []lifetimeRow {
+	t.Helper()
+	f, err := os.Open(filepath.Join(chartsDir(t), "..", "pkg", "walltime", "testdata", "lifetimes.txt"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer f.Close()
+	var rows []lifetimeRow
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, "\t")
+		r := lifetimeRow{value: parts[0], accepted: parts[1] == "yes"}
+		if r.accepted {
+			if r.seconds, err = strconv.ParseFloat(parts[2], 64); err != nil {
+				t.Fatalf("bad row %q: %v", line, err)
+			}
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) < 20 {
+		t.Fatalf("read %d rows of lifetimes.txt, want at least 20", len(rows))
+	}
+	return rows
 }
 
 // TestVAPImmutableMetadata proves rule 8: on UPDATE a pod's account label and
