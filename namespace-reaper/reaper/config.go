@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 
 	"github.com/kubehpc/kubehpc/namespace-reaper/promactivity"
 	"github.com/kubehpc/kubehpc/pkg/app"
@@ -218,10 +217,7 @@ func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
 	if err != nil {
 		return nil, err
 	}
-	clk, ok := env.Clock.(clock.WithTicker)
-	if !ok {
-		return nil, errors.New("namespace-reaper needs a clock with tickers")
-	}
+	clk := env.Clock
 	return New(*c, Deps{Client: client, Clock: clk, Log: env.Log, Registry: env.Registry,
 		Recorder: events.NewSyncRecorder(client, Name, clk, env.Log), Watch: !env.Daemon.Once})
 }
