@@ -78,10 +78,8 @@ type attack struct {
 // attacks is the catalogue of the issue, and more, for user alice (UID and
 // GID 10001, GIDs 10001 and 20001, groups alice and pzs0001).
 var attacks = []attack{
-	// The test API server runs without --allow-privileged, so it rejects a
-	// privileged pod itself before admission; the policy's own rule is proven
-	// by the Kyverno CLI evaluating the same ValidatingAdmissionPolicy
-	// (TestKyvernoCLI).
+	// The test API server runs with --allow-privileged=true, as a real
+	// cluster does, so this denial comes from the policy itself.
 	{"privileged", func(p *corev1.Pod) {
 		p.Spec.Containers[0].SecurityContext.Privileged = ptr(true)
 		p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
