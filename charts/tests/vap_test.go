@@ -83,7 +83,7 @@ var attacks = []attack{
 	{"privileged", func(p *corev1.Pod) {
 		p.Spec.Containers[0].SecurityContext.Privileged = ptr(true)
 		p.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
-	}, "privileged", "pod-security/privileged"},
+	}, "privileged containers are not allowed: main", "pod-security/privileged"},
 	{"hostPath /etc", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/etc" }, "hostPath volumes are only allowed under /fs/scratch, /apps and the user home directory; not allowed: /etc", "pod-security/host-paths"},
 	{"hostPath prefix without a component boundary", func(p *corev1.Pod) { p.Spec.Volumes[0].HostPath.Path = "/fs/scratchx" }, "not allowed: /fs/scratchx", "pod-security/host-paths"},
 	{"hostPath another user's home", func(p *corev1.Pod) { p.Spec.Volumes[1].HostPath.Path = "/users/bob" }, "not allowed: /users/bob", "pod-security/host-paths"},
