@@ -122,7 +122,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 			LeaderElection: daemon.LeaderElectionOptions{Enabled: true, LeaseName: "job-pod-reaper", Namespace: leaseNS, Identity: id,
 				LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond},
 		}, daemon.Deps{MetricsNamespace: metricsNamespace, Version: "test", Log: h.log, Clock: clock.RealClock{}, Registry: h.reg, Client: h.client},
-			parkedStart{h.r})
+			h.r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,18 +181,6 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	if got := reaped(leader); got != 7 {
 		t.Errorf("the stopped leader reaped %v pods, want 7", got)
 	}
-}
-
-// parkedStart is the reaper whose Start, once the watch has stopped, never
-// returns. It works around a data race in pkg/daemon (runElected reads
-// loopErr, written by the OnStartedLeading goroutine when the loop returns,
-// without waiting for that goroutine): parked, the loop never returns, so
-// loopErr is never written. The parked goroutines end with the test binary.
-type parkedStart struct{ *Reaper }
-
-func (p parkedStart) Start(ctx context.Context) error {
-	_ = p.Reaper.Start(ctx)
-	select {}
 }
 
 // gauge returns the value of an unlabelled gauge in reg.
