@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -25,7 +24,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
@@ -36,7 +34,6 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
-	"github.com/kubehpc/kubehpc/pkg/kubeclient"
 )
 
 // ToolName names the binary, the Event source and the field manager.
@@ -60,12 +57,6 @@ type Reaper struct {
 	client   kubernetes.Interface
 	meta     metadata.Interface
 	recorder record.EventRecorder
-	// eventWrites counts the Event writes of recorder's client; recorded
-	// counts the Events recorded. In --once mode a pass waits for the
-	// first to catch up with the second (the recorder is asynchronous and
-	// the process exits after the pass).
-	eventWrites *kubeclient.RequestCounter
-	recorded    atomic.Int64
 	metrics     *metrics
 	// once: no Start; every pass LISTs.
 	once bool
@@ -111,17 +102,20 @@ func (c *Config) build(ctx context.Context, env app.Env) (*Reaper, error) {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	eventsCfg, eventWrites := kubeclient.Count(env.RESTConfig)
-	eventsClient, err := kubernetes.NewForConfig(eventsCfg)
-	if err != nil {
-		return nil, fmt.Errorf("create events client: %w", err)
+	// --once (a CronJob) writes each Event before going on, since the
+	// process exits after the pass; the daemon records in the background.
+	var recorder record.EventRecorder
+	if env.Daemon.Once {
+		recorder = events.NewSyncRecorder(env.Client, ToolName, clk, env.Log)
+	} else {
+		rec, stop := events.NewRecorder(env.Client, ToolName, env.Log)
+		context.AfterFunc(ctx, stop)
+		recorder = rec
 	}
-	recorder, stop := events.NewRecorder(eventsClient, ToolName, env.Log)
-	context.AfterFunc(ctx, stop)
 	r := &Reaper{
 		cfg: c, policy: c.policy(), jobLabel: c.jobLabel(),
 		log: env.Log, acct: env.Log.Named("accounting"), clock: clk,
-		client: env.Client, meta: meta, recorder: recorder, eventWrites: eventWrites,
+		client: env.Client, meta: meta, recorder: recorder,
 		metrics: newMetrics(env.Registry), once: env.Daemon.Once,
 		podSelector: c.objSelector, objSelector: c.objSelector,
 		claimed: map[types.UID]bool{}, warned: map[types.UID]bool{}, reported: map[types.UID]bool{},
@@ -202,9 +196,6 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 			r.queue.AddAfter(keyOf(e.Pod), e.Verdict.Next.Sub(now))
 		}
 	}
-	if r.once {
-		r.flushEvents(ctx)
-	}
 	r.log.Info("Finished pass", zap.Int("pods", len(snap.pods)), zap.Int("objects", len(snap.objects)),
 		zap.Int("expired", len(plan.Expired)), zap.Int("orphans", len(plan.Orphans)), zap.Int("waiting", len(plan.Waiting)),
 		zap.Int("deferred", deferred), zap.Int("forbiddenNamespaces", len(snap.forbidden)), zap.Bool("dryRun", r.cfg.DryRun))
@@ -218,27 +209,7 @@ func skipReasons() []string {
 
 // event records an Event on obj.
 func (r *Reaper) event(obj runtime.Object, eventType, reason, format string, args ...any) {
-	r.recorded.Add(1)
 	r.recorder.Eventf(obj, eventType, reason, format, args...)
-}
-
-// flushEventsTimeout bounds the wait for Events at the end of a --once pass.
-const flushEventsTimeout = 30 * time.Second
-
-// flushEvents waits until every recorded Event has been written (or the
-// timeout), so that a --once run does not exit with Events still queued.
-func (r *Reaper) flushEvents(ctx context.Context) {
-	if r.eventWrites == nil {
-		return
-	}
-	want := int(r.recorded.Load())
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, flushEventsTimeout, true, func(context.Context) (bool, error) {
-		return r.eventWrites.Total("POST", "PATCH") >= want, nil
-	})
-	if err != nil {
-		r.log.Warn("Gave up waiting for Events to be written", zap.Int("recorded", want),
-			zap.Int("written", r.eventWrites.Total("POST", "PATCH")), zap.Error(err))
-	}
 }
 
 // claim marks a pod as being reaped; false if it already is.

@@ -110,9 +110,6 @@ func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 	h.runOnce(t)
 	// A --once pass returns only once its Events are written (the process
 	// exits next), so they are there without waiting.
-	if w, rec := h.r.eventWrites.Total("POST", "PATCH"), int(h.r.recorded.Load()); w < rec || rec != 2 {
-		t.Errorf("after the pass %d Event writes for %d Events recorded, want 2 and 2", w, rec)
-	}
 	for _, ns := range []string{a, b} {
 		if evs := podEvents(t, ns, "expired", ReasonWalltimeExceeded); len(evs) != 1 || evs[0].Message != "walltime of 1h0m0s exceeded" {
 			t.Errorf("WalltimeExceeded Events on %s/expired right after the pass = %+v, want one", ns, evs)
