@@ -57,7 +57,7 @@ type Reaper struct {
 	client   kubernetes.Interface
 	meta     metadata.Interface
 	recorder record.EventRecorder
-	metrics     *metrics
+	metrics  *metrics
 	// once: no Start; every pass LISTs.
 	once bool
 	// podSelector and objSelector are the server-side selectors: the object
