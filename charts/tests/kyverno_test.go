@@ -213,14 +213,14 @@ func generateSuite(t *testing.T, dir, engine, source string) {
 		for i, row := range lifetimeRows(t) {
 			name := fmt.Sprintf("lifetime-%02d", i)
 			p := goodPod(alice)
-			p.Annotations["pod.kubernetes.io/lifetime"] = row.value
+			p.Annotations["pod.kubernetes.io/lifetime"] = row.Value
 			addPod(name, p)
 			switch {
-			case row.value == "":
+			case row.Value == "":
 				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-required", Resources: []string{name}, Kind: "Pod", Result: "fail"})
-			case !row.accepted:
+			case !row.Accepted:
 				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-valid", Resources: []string{name}, Kind: "Pod", Result: "fail"})
-			case row.seconds > 24*3600:
+			case row.Duration > 24*time.Hour:
 				results = append(results, result{Policy: "kubehpc-pod-security", Rule: "lifetime-valid", Resources: []string{name}, Kind: "Pod", Result: "pass"},
 					result{Policy: "kubehpc-pod-security", Rule: "lifetime-maximum", Resources: []string{name}, Kind: "Pod", Result: "fail"})
 			default:

@@ -1,19 +1,19 @@
 package tests
 
 import (
-	"bufio"
 	"context"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubehpc/kubehpc/pkg/walltime"
 )
 
 var seq atomic.Int64
@@ -195,7 +195,7 @@ func TestVAPLifetimeTable(t *testing.T) {
 	alice := newUser(t, "walltime", "10001", "10001", []string{"10001", "20001"}, []string{"walltime", "pzs0001"})
 	rows := lifetimeRows(t)
 	for _, row := range rows {
-		value, want := row.value, row.accepted && row.seconds <= 24*3600
+		value, want := row.Value, row.Accepted && row.Duration <= 24*time.Hour
 		t.Run(strconv.Quote(value), func(t *testing.T) {
 			p := goodPod(alice)
 			p.Annotations["pod.kubernetes.io/lifetime"] = value
@@ -210,37 +210,13 @@ func TestVAPLifetimeTable(t *testing.T) {
 	}
 }
 
-// lifetimeRow is one row of pkg/walltime/testdata/lifetimes.txt.
-type lifetimeRow struct {
-	value    string
-	accepted bool
-	seconds  float64
-}
-
 // lifetimeRows reads the walltime table shared with pkg/walltime and
 // job-pod-reaper.
-func lifetimeRows(t *testing.T) []lifetimeRow {
+func lifetimeRows(t *testing.T) []walltime.Case {
 	t.Helper()
-	f, err := os.Open(filepath.Join(chartsDir(t), "..", "pkg", "walltime", "testdata", "lifetimes.txt"))
+	rows, err := walltime.LoadTable(filepath.Join(chartsDir(t), "..", "pkg", "walltime", "testdata", "lifetimes.txt"))
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	var rows []lifetimeRow
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		parts := strings.Split(line, "\t")
-		r := lifetimeRow{value: parts[0], accepted: parts[1] == "yes"}
-		if r.accepted {
-			if r.seconds, err = strconv.ParseFloat(parts[2], 64); err != nil {
-				t.Fatalf("bad row %q: %v", line, err)
-			}
-		}
-		rows = append(rows, r)
 	}
 	if len(rows) < 20 {
 		t.Fatalf("read %d rows of lifetimes.txt, want at least 20", len(rows))

@@ -1,10 +1,7 @@
 package reaper
 
 import (
-	"bufio"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,43 +11,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/walltime"
 )
 
 // lifetimeCase is one row of the walltime table shared with pkg/walltime
 // and the admission policies.
-type lifetimeCase struct {
-	Value    string
-	Accepted bool
-	Duration time.Duration
-}
+type lifetimeCase = walltime.Case
 
 // loadLifetimes reads ../pkg/walltime/testdata/lifetimes.txt.
 func loadLifetimes(t testing.TB) []lifetimeCase {
 	t.Helper()
-	f, err := os.Open("../../pkg/walltime/testdata/lifetimes.txt")
+	out, err := walltime.LoadTable("../../pkg/walltime/testdata/lifetimes.txt")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []lifetimeCase
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") || line == "" {
-			continue
-		}
-		parts := strings.Split(line, "\t")
-		c := lifetimeCase{Value: parts[0], Accepted: parts[1] == "yes"}
-		if c.Accepted {
-			secs, err := strconv.ParseFloat(parts[2], 64)
-			if err != nil {
-				t.Fatalf("bad row %q: %v", line, err)
-			}
-			c.Duration = time.Duration(secs * float64(time.Second))
-		}
-		out = append(out, c)
-	}
-	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if len(out) < 10 {

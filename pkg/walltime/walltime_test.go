@@ -1,45 +1,15 @@
 package walltime
 
 import (
-	"bufio"
-	"os"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 )
-
-// Case is one row of testdata/lifetimes.txt.
-type Case struct {
-	Value    string
-	Accepted bool
-	Duration time.Duration
-}
 
 func loadCases(t *testing.T) []Case {
 	t.Helper()
-	f, err := os.Open("testdata/lifetimes.txt")
+	cases, err := LoadTable("testdata/lifetimes.txt")
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	var cases []Case
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, "#") {
-			continue
-		}
-		parts := strings.Split(line, "\t")
-		c := Case{Value: parts[0], Accepted: parts[1] == "yes"}
-		if c.Accepted {
-			secs, err := strconv.ParseFloat(parts[2], 64)
-			if err != nil {
-				t.Fatalf("bad row %q: %v", line, err)
-			}
-			c.Duration = time.Duration(secs * float64(time.Second))
-		}
-		cases = append(cases, c)
 	}
 	return cases
 }

@@ -1,0 +1,58 @@
+package walltime
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Case is one row of the shared table testdata/lifetimes.txt: a walltime
+// annotation value, whether the reaper and the admission policies accept
+// it, and the walltime when they do.
+type Case struct {
+	Value    string
+	Accepted bool
+	Duration time.Duration
+}
+
+// LoadTable reads the shared table (tests of this package, of
+// job-pod-reaper and of the chart's policies all read the one file).
+// Format: value<TAB>yes|no[<TAB>seconds]; lines starting with # are comments.
+func LoadTable(path string) ([]Case, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open walltime table: %w", err)
+	}
+	defer f.Close()
+	var cases []Case
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		parts := strings.Split(line, "\t")
+		if len(parts) < 2 {
+			return nil, fmt.Errorf("walltime table %s: bad row %q", path, line)
+		}
+		c := Case{Value: parts[0], Accepted: parts[1] == "yes"}
+		if c.Accepted {
+			if len(parts) < 3 {
+				return nil, fmt.Errorf("walltime table %s: accepted row %q has no seconds", path, line)
+			}
+			secs, err := strconv.ParseFloat(parts[2], 64)
+			if err != nil {
+				return nil, fmt.Errorf("walltime table %s: bad row %q: %w", path, line, err)
+			}
+			c.Duration = time.Duration(secs * float64(time.Second))
+		}
+		cases = append(cases, c)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read walltime table %s: %w", path, err)
+	}
+	return cases, nil
+}
