@@ -3,7 +3,7 @@ module github.com/kubehpc/kubehpc/namespace-bootstrap
 go 1.26.0
 
 require (
-	github.com/go-ldap/ldap/v3 v3.4.15 // indirect
+	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/google/go-cmp v0.7.0
 	github.com/kubehpc/kubehpc/pkg v0.0.0
 	github.com/prometheus/client_golang v1.25.0

@@ -310,7 +310,9 @@ func TestForeignNamespaceRefused(t *testing.T) {
 	}
 
 	// A namespace someone else made (no managed-by or OnDemand label) is
-	// not taken over; one Open OnDemand's shell hook made is adopted.
+	// not taken over; one Open OnDemand's shell hook made is adopted only by
+	// the user its RoleBindings name (TestAdoptionNeedsTheUsersRoleBinding):
+	// carol's has none, so it is refused too.
 	ctx2 := context.Background()
 	for _, tc := range []struct {
 		user   string
@@ -318,7 +320,7 @@ func TestForeignNamespaceRefused(t *testing.T) {
 		adopt  bool
 	}{
 		{user: "dave", labels: map[string]string{"team": "infra"}},
-		{user: "carol", labels: map[string]string{"app.kubernetes.io/name": "open-ondemand"}, adopt: true},
+		{user: "carol", labels: map[string]string{"app.kubernetes.io/name": "open-ondemand"}},
 	} {
 		ns := c.NamespacePrefix + tc.user
 		cleanupNamespace(t, ns)

@@ -9,17 +9,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/record"
@@ -46,7 +52,21 @@ var (
 	// ErrInvalidTemplate is returned for a template object this tool refuses
 	// to write (cluster-scoped, another namespace).
 	ErrInvalidTemplate = errors.New("invalid template")
+	// ErrIdentityCollision is wrapped by IdentitySource errors when two or
+	// more directory entries map to the user's namespace (john.smith and
+	// john-smith, or Alice and alice): every one of them is refused until an
+	// administrator resolves it, so that none can take the other's namespace.
+	ErrIdentityCollision = errors.New("directory name collision")
+	// ErrNotAllowed is returned for a user in none of the allowed groups.
+	ErrNotAllowed = errors.New("not in a group allowed to log in")
 )
+
+// Login is who asks for a bootstrap: the portal username and, in service
+// mode, the groups the API server's TokenReview reported for the token.
+type Login struct {
+	User   string
+	Groups []string
+}
 
 // IdentitySource looks up a user's identity at login and returns the
 // namespace identity annotations (pkg/identity). A user the directory does
@@ -86,9 +106,15 @@ type Bootstrapper struct {
 	TerminatingTimeout time.Duration
 	// PollInterval is how often a Terminating namespace is checked.
 	PollInterval time.Duration
+	// AllowedGroups, when set, is the login gate: the user must be in one of
+	// them, by the TokenReview's groups or by the LDAP groups.
+	AllowedGroups []string
 	// Recorder may be nil.
 	Recorder record.EventRecorder
-	metrics  *metrics
+	// Self is the tool's own Pod (from $POD_NAMESPACE and $POD_NAME), the
+	// object of the Warning Events meant for administrators; may be nil.
+	Self    *corev1.ObjectReference
+	metrics *metrics
 }
 
 // preservedAnnotations are written at login, not by the template: a
@@ -100,7 +126,13 @@ func preservedAnnotations() []string {
 // Bootstrap creates or refreshes username's namespace and everything the
 // template puts in it. An up-to-date user costs one write: the login
 // annotation on the namespace.
-func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Result, err error) {
+func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (Result, error) {
+	return b.BootstrapLogin(ctx, Login{User: username})
+}
+
+// BootstrapLogin is Bootstrap for a login that may carry the token's groups.
+func (b *Bootstrapper) BootstrapLogin(ctx context.Context, login Login) (res Result, err error) {
+	username := login.User
 	start := b.Clock.Now()
 	res = Result{User: username, DryRun: b.DryRun}
 	defer func() {
@@ -119,8 +151,16 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Resu
 	var ident map[string]string
 	if b.Identity != nil {
 		if ident, err = b.Identity.Lookup(ctx, username); err != nil {
+			if errors.Is(err, ErrIdentityCollision) {
+				b.collision(log, username, ns, err)
+			}
 			return res, fmt.Errorf("look up identity of %q: %w", username, err)
 		}
+		// The owner is the login's exact spelling, never LDAP's.
+		delete(ident, identity.UserAnnotation)
+	}
+	if err := b.checkAllowed(login, ident); err != nil {
+		return res, err
 	}
 	nsObj, objs, err := b.render(username, ns, ident)
 	if err != nil {
@@ -135,7 +175,7 @@ func (b *Bootstrapper) Bootstrap(ctx context.Context, username string) (res Resu
 			return res, err
 		}
 	}
-	if err := checkOwner(live, username); err != nil {
+	if err := b.checkOwner(ctx, log, live, username); err != nil {
 		return res, err
 	}
 	res.Created = live == nil
@@ -205,6 +245,8 @@ func resultLabel(res Result, err error) string {
 		return "unchanged"
 	case IsRefusal(err):
 		return "refused"
+	case IsTemporary(err):
+		return "unavailable"
 	default:
 		return "failed"
 	}
@@ -213,13 +255,18 @@ func resultLabel(res Result, err error) string {
 // IsRefusal reports whether err is about who asked (an invalid or unknown
 // username, another user's namespace) rather than a failure to act.
 func IsRefusal(err error) bool {
-	return errors.Is(err, naming.ErrInvalidUsername) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrForeignNamespace)
+	return errors.Is(err, naming.ErrInvalidUsername) || errors.Is(err, ErrUnknownUser) || errors.Is(err, ErrForeignNamespace) ||
+		errors.Is(err, ErrIdentityCollision) || errors.Is(err, ErrNotAllowed)
 }
 
 // checkOwner refuses a namespace that another user's bootstrap made, and
 // one that neither this tool nor Open OnDemand's own hook made (with an
-// empty prefix, user "kube-system" must not take over kube-system).
-func checkOwner(live *unstructured.Unstructured, username string) error {
+// empty prefix, user "kube-system" must not take over kube-system). The
+// owner annotation is compared exactly: RBAC compares usernames exactly, so
+// "Alice" is not "alice". A namespace without an owner (made by Open
+// OnDemand's hook, or by an older version) is adopted only when its
+// RoleBindings already name exactly this user and nobody else.
+func (b *Bootstrapper) checkOwner(ctx context.Context, log *zap.Logger, live *unstructured.Unstructured, username string) error {
 	if live == nil {
 		return nil
 	}
@@ -228,11 +275,103 @@ func checkOwner(live *unstructured.Unstructured, username string) error {
 		return fmt.Errorf("%w: namespace %s exists and was not made by %s or Open OnDemand's hook (no %s=%s or %s=%s label); refusing to take it over",
 			ErrForeignNamespace, live.GetName(), FieldManager, identity.ManagedByLabel, FieldManager, identity.OnDemandNameLabel, identity.OnDemandNameValue)
 	}
-	owner := live.GetAnnotations()[identity.UserAnnotation]
-	if owner != "" && !strings.EqualFold(owner, username) {
-		return fmt.Errorf("%w: namespace %s is annotated %s=%q, not %q", ErrForeignNamespace, live.GetName(), identity.UserAnnotation, owner, username)
+	owner, ok := live.GetAnnotations()[identity.UserAnnotation]
+	if ok && owner != "" {
+		if owner != username {
+			return fmt.Errorf("%w: namespace %s belongs to %q (annotation %s), not %q (usernames are compared exactly)",
+				ErrForeignNamespace, live.GetName(), owner, identity.UserAnnotation, username)
+		}
+		return nil
 	}
-	return nil
+	subject := b.UsernamePrefix + username
+	named, err := b.boundUsers(ctx, live.GetName())
+	if err != nil {
+		return err
+	}
+	if len(named) == 1 && named[0] == subject {
+		log.Info("Adopted namespace without an owner: its RoleBindings name only this user", zap.String("subject", subject))
+		return nil
+	}
+	return fmt.Errorf("%w: namespace %s has no owner (%s) and its RoleBindings name %q, not only %q; refusing to adopt it. "+
+		"A cluster admin either deletes it (the next login creates it afresh) or, if it is this user's, binds the user in it "+
+		"(kubectl -n %s create rolebinding %s-adopt --clusterrole=%s --user=%s) and removes every other user's binding, then the user logs in again",
+		ErrForeignNamespace, live.GetName(), identity.UserAnnotation, named, subject, live.GetName(), strings.TrimPrefix(live.GetName(), b.NamespacePrefix), b.Base.Roles.User, subject)
+}
+
+// boundUsers returns the users and groups (as "group:<name>") the
+// RoleBindings of ns name, sorted and without repeats; service accounts
+// are left out.
+func (b *Bootstrapper) boundUsers(ctx context.Context, ns string) ([]string, error) {
+	res := schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
+	list, err := b.Dynamic.Resource(res).Namespace(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list RoleBindings in namespace %s: %w", ns, err)
+	}
+	seen := map[string]bool{}
+	for _, rb := range list.Items {
+		subjects, _, _ := unstructured.NestedSlice(rb.Object, "subjects")
+		for _, s := range subjects {
+			m, _ := s.(map[string]any)
+			kind, _ := m["kind"].(string)
+			name, _ := m["name"].(string)
+			switch kind {
+			case "User":
+				seen[name] = true
+			case "Group":
+				seen["group:"+name] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// checkAllowed is the login gate: with AllowedGroups set, the user must be
+// in one of them by the token's groups or the LDAP groups.
+func (b *Bootstrapper) checkAllowed(login Login, ident map[string]string) error {
+	if len(b.AllowedGroups) == 0 {
+		return nil
+	}
+	ldapGroups := strings.Split(strings.Trim(ident[identity.GroupsAnnotation], ","), ",")
+	for _, g := range b.AllowedGroups {
+		if g != "" && (slices.Contains(login.Groups, g) || slices.Contains(ldapGroups, g)) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: user %q is in none of the groups allowed to log in (%s)", ErrNotAllowed, login.User, strings.Join(b.AllowedGroups, ", "))
+}
+
+// collision reports a directory name collision to administrators: a log
+// line, a metric and a Warning Event on the tool's own Pod.
+func (b *Bootstrapper) collision(log *zap.Logger, username, ns string, err error) {
+	log.Warn("Refused login: several directory entries map to this namespace", zap.Error(err))
+	if b.metrics != nil {
+		b.metrics.collisions.Inc()
+	}
+	if b.Recorder != nil && b.Self != nil {
+		b.Recorder.Eventf(b.Self, corev1.EventTypeWarning, "IdentityCollision",
+			"Refused login of %q: several directory entries map to namespace %s; rename one of them in the directory (%v)", username, ns, err)
+	}
+}
+
+// IsTemporary reports whether err is a failure that may go away by itself:
+// the API server or LDAP unreachable, overloaded or timing out.
+func IsTemporary(err error) bool {
+	if err == nil || IsRefusal(err) {
+		return false
+	}
+	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err) {
+		return true
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) {
+		return true
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return true
+	}
+	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork)
 }
 
 // data returns the template data for a user.
@@ -366,7 +505,7 @@ func (b *Bootstrapper) get(ctx context.Context, o *unstructured.Unstructured) (*
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s in %s: %w", Describe(o), o.GetNamespace(), err)
+		return nil, fmt.Errorf("get %s%s: %w", Describe(o), inNamespace(o), err)
 	}
 	return live, nil
 }
@@ -377,6 +516,14 @@ func (b *Bootstrapper) getNamespace(ctx context.Context, ns string) (*unstructur
 	o.SetKind("Namespace")
 	o.SetName(ns)
 	return b.get(ctx, o)
+}
+
+// inNamespace is " in namespace <ns>" for a namespaced object, else "".
+func inNamespace(o *unstructured.Unstructured) string {
+	if o.GetNamespace() == "" {
+		return ""
+	}
+	return " in namespace " + o.GetNamespace()
 }
 
 // apply writes o by server-side apply, forcing ownership of the fields the
@@ -391,7 +538,7 @@ func (b *Bootstrapper) apply(ctx context.Context, log *zap.Logger, o *unstructur
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	if _, err := ri.Apply(ctx, o.GetName(), o, opts); err != nil {
-		return fmt.Errorf("apply %s in namespace %q: %w", Describe(o), o.GetNamespace(), err)
+		return fmt.Errorf("apply %s%s: %w", Describe(o), inNamespace(o), err)
 	}
 	if b.metrics != nil {
 		b.metrics.applied.WithLabelValues(o.GetKind(), reason).Inc()

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -18,8 +17,11 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubehpc/kubehpc/namespace-bootstrap/ldapidentity"
 	deftemplate "github.com/kubehpc/kubehpc/namespace-bootstrap/template"
@@ -83,6 +85,12 @@ type Config struct {
 	RateBurst      int
 	TokenAudiences []string
 	RequestTimeout time.Duration
+	// AllowedGroups is the login gate (empty: every directory user).
+	AllowedGroups    []string
+	ClientRateLimit  float64
+	ClientRateBurst  int
+	TokenReviewQPS   float32
+	TokenReviewBurst int
 
 	LDAP ldapidentity.Config
 
@@ -99,6 +107,9 @@ type userFlag struct {
 func (u *userFlag) String() string { return u.c.User }
 func (u *userFlag) Type() string   { return "string" }
 func (u *userFlag) Set(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("needs a username: an empty --user would start the daemon instead of bootstrapping one user")
+	}
 	u.c.User = v
 	if f := u.fs.Lookup("once"); f != nil && !f.Changed && v != "" {
 		return u.fs.Set("once", "true")
@@ -142,6 +153,18 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 2 * time.Minute
 	}
+	if c.ClientRateLimit == 0 {
+		c.ClientRateLimit = 120
+	}
+	if c.ClientRateBurst == 0 {
+		c.ClientRateBurst = 30
+	}
+	if c.TokenReviewQPS == 0 {
+		c.TokenReviewQPS = 50
+	}
+	if c.TokenReviewBurst == 0 {
+		c.TokenReviewBurst = 100
+	}
 	c.Reconcile = true
 	fs.Var(&userFlag{c: c, fs: fs}, "user", "Hook mode: bootstrap this one user and exit (implies --once); the portal's pre-hook passes it")
 	fs.StringVar(&c.TemplateDir, "template-dir", c.TemplateDir, "Directory of *.yaml template manifests; empty uses the built-in default template")
@@ -176,6 +199,11 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "Service mode: bootstraps a user may make at once")
 	fs.StringSliceVar(&c.TokenAudiences, "token-audiences", c.TokenAudiences, "Service mode: audiences the user's token must be for (empty: the API server's)")
 	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "Service mode: time limit of one request")
+	fs.StringSliceVar(&c.AllowedGroups, "allowed-groups", c.AllowedGroups, "Only users in one of these groups may log in: a group of the token's TokenReview (as the API server names it, OIDC groups prefix included) or an LDAP group (empty: every directory user)")
+	fs.Float64Var(&c.ClientRateLimit, "client-rate-limit", c.ClientRateLimit, "Service mode: requests a minute allowed per client address, checked before any TokenReview")
+	fs.IntVar(&c.ClientRateBurst, "client-rate-burst", c.ClientRateBurst, "Service mode: requests a client address may make at once")
+	fs.Float32Var(&c.TokenReviewQPS, "token-review-qps", c.TokenReviewQPS, "Service mode: queries per second of the separate API client that sends TokenReviews (so bad tokens cannot use up the client that writes namespaces)")
+	fs.IntVar(&c.TokenReviewBurst, "token-review-burst", c.TokenReviewBurst, "Service mode: burst of the TokenReview client")
 	c.LDAP.AddFlags(fs)
 }
 
@@ -226,6 +254,12 @@ func (c *Config) Validate() error {
 		}
 		if c.RateLimit <= 0 || c.RateBurst < 1 {
 			errs = append(errs, fmt.Errorf("--rate-limit must be positive and --rate-burst at least 1, got %v and %d", c.RateLimit, c.RateBurst))
+		}
+		if c.ClientRateLimit <= 0 || c.ClientRateBurst < 1 {
+			errs = append(errs, fmt.Errorf("--client-rate-limit must be positive and --client-rate-burst at least 1, got %v and %d", c.ClientRateLimit, c.ClientRateBurst))
+		}
+		if c.TokenReviewQPS <= 0 || c.TokenReviewBurst < 1 {
+			errs = append(errs, fmt.Errorf("--token-review-qps must be positive and --token-review-burst at least 1, got %v and %d", c.TokenReviewQPS, c.TokenReviewBurst))
 		}
 	}
 	errs = append(errs, c.LDAP.Validate())
@@ -280,8 +314,11 @@ type ldapSource struct{ s *ldapidentity.Source }
 
 func (l ldapSource) Lookup(ctx context.Context, user string) (map[string]string, error) {
 	a, err := l.s.Lookup(ctx, user)
-	if errors.Is(err, ldapidentity.ErrUserNotFound) {
+	switch {
+	case errors.Is(err, ldapidentity.ErrUserNotFound):
 		return nil, fmt.Errorf("%w: %w", ErrUnknownUser, err)
+	case errors.Is(err, ldapidentity.ErrCollision):
+		return nil, fmt.Errorf("%w: %w", ErrIdentityCollision, err)
 	}
 	return a, err
 }
@@ -311,7 +348,7 @@ func (c *Config) NewBootstrapper(env app.Env) (*Bootstrapper, error) {
 	b := &Bootstrapper{
 		Log: env.Log, Clock: env.Clock, Dynamic: dyn, Mapper: NewMapper(dc), Template: tmpl, Base: base,
 		NamespacePrefix: c.NamespacePrefix, UsernamePrefix: c.UsernamePrefix, DryRun: c.DryRun,
-		TerminatingTimeout: c.TerminatingTimeout, metrics: newMetrics(env.Registry),
+		TerminatingTimeout: c.TerminatingTimeout, AllowedGroups: c.AllowedGroups, metrics: newMetrics(env.Registry),
 	}
 	if c.LDAP.URL != "" {
 		s, err := ldapidentity.New(c.LDAP, c.NamespacePrefix)
@@ -347,11 +384,24 @@ func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
 		rec, stop := events.NewRecorder(env.Client, FieldManager, env.Log)
 		b.Recorder, p.stopEvents = rec, stop
 	}
+	if ns, name := os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"); ns != "" && name != "" {
+		b.Self = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: name}
+	}
 	if c.ListenAddress != "" {
+		// TokenReviews go through a client of their own: a flood of bad
+		// tokens waits on its rate limiter, not on the one that writes
+		// users' namespaces.
+		rc := rest.CopyConfig(env.RESTConfig)
+		rc.QPS, rc.Burst, rc.RateLimiter = c.TokenReviewQPS, c.TokenReviewBurst, nil
+		reviews, err := kubernetes.NewForConfig(rc)
+		if err != nil {
+			return nil, fmt.Errorf("create TokenReview client: %w", err)
+		}
 		p.service = &Service{
-			Log: env.Log.Named("service"), Clock: env.Clock, TokenReview: env.Client.AuthenticationV1().TokenReviews(),
-			Bootstrap: b.Bootstrap, UsernamePrefix: c.UsernamePrefix, Audiences: c.TokenAudiences,
-			Limiter: NewUserLimiter(c.RateLimit, c.RateBurst), Timeout: c.RequestTimeout, metrics: b.metrics,
+			Log: env.Log.Named("service"), Clock: env.Clock, TokenReview: reviews.AuthenticationV1().TokenReviews(),
+			Bootstrap: b.BootstrapLogin, UsernamePrefix: c.UsernamePrefix, Audiences: c.TokenAudiences,
+			Limiter: NewUserLimiter(c.RateLimit, c.RateBurst), ClientLimiter: NewUserLimiter(c.ClientRateLimit, c.ClientRateBurst),
+			Timeout: c.RequestTimeout, metrics: b.metrics,
 		}
 	}
 	return p, nil
@@ -418,10 +468,6 @@ func (p *Pass) Start(ctx context.Context) error {
 	if _, err := p.Listen(); err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           p.service,
-		ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate},
-	}
+	srv := newServer(p.service, p.cfg.RequestTimeout, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.GetCertificate})
 	return serveTLS(ctx, p.log, srv, p.ln)
 }

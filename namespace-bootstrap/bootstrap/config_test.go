@@ -48,6 +48,7 @@ func TestParse(t *testing.T) {
 		PodSecurityEnforce: "restricted", ResourceQuota: map[string]string{"requests.cpu": "4"},
 		TerminatingTimeout: 30 * time.Second, Reconcile: true, ReconcileWorkers: 4,
 		RateLimit: 6, RateBurst: 3, RequestTimeout: 2 * time.Minute,
+		ClientRateLimit: 120, ClientRateBurst: 30, TokenReviewQPS: 50, TokenReviewBurst: 100,
 		egressPorts: []Port{{53, "UDP"}, {443, "TCP"}},
 	}
 	want.LDAP = c.LDAP // checked below
@@ -68,6 +69,9 @@ func TestParseErrors(t *testing.T) {
 		want string
 	}{
 		{name: "invalid user", args: []string{"--user", "a_b"}, want: "--user: invalid username"},
+		{name: "empty user", args: []string{"--user", ""}, want: "needs a username"},
+		{name: "blank user", args: []string{"--user= "}, want: "needs a username"},
+		{name: "bad client rate", args: []string{"--listen-address", ":8443", "--tls-cert-file", "c", "--tls-key-file", "k", "--client-rate-limit", "-1"}, want: "--client-rate-limit must be positive"},
 		{name: "hook and service", args: []string{"--user", "alice", "--listen-address", ":8443", "--tls-cert-file", "c", "--tls-key-file", "k"}, want: "exclude each other"},
 		{name: "service without TLS", args: []string{"--listen-address", ":8443"}, want: "only speaks HTTPS"},
 		{name: "bad CIDR", args: []string{"--network-policy-allow-cidrs", "10.0.0.1"}, want: `CIDR "10.0.0.1"`},

@@ -13,13 +13,15 @@ type metrics struct {
 	rateLimited      prometheus.Counter
 	reconciled       *prometheus.CounterVec
 	managed          prometheus.Gauge
+	collisions       prometheus.Counter
+	clientLimited    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		bootstraps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "bootstraps_total",
-			Help: "User bootstraps (logins), by result: created, updated, unchanged, refused (invalid or unknown user, foreign namespace) or failed.",
+			Help: "User bootstraps (logins), by result: created, updated, unchanged, refused (invalid or unknown user, foreign namespace, name collision, not in an allowed group), unavailable (API server or LDAP temporarily failing) or failed.",
 		}, []string{"result"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "bootstrap_duration_seconds", Help: "Duration of one user bootstrap.",
@@ -45,13 +47,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		managed: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metricsNamespace, Name: "managed_namespaces", Help: "Managed namespaces found by the last reconcile pass.",
 		}),
+		collisions: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "identity_collisions_total",
+			Help: "Logins refused because several directory entries map to the user's namespace (an administrator must rename one).",
+		}),
+		clientLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "client_rate_limited_total",
+			Help: "Service-mode requests refused by the per-client (remote address) rate limit, before any TokenReview.",
+		}),
 	}
-	for _, r := range []string{"created", "updated", "unchanged", "refused", "failed"} {
+	for _, r := range []string{"created", "updated", "unchanged", "refused", "unavailable", "failed"} {
 		m.bootstraps.WithLabelValues(r)
 	}
 	for _, r := range []string{"unchanged", "corrected", "skipped", "failed"} {
 		m.reconciled.WithLabelValues(r)
 	}
-	reg.MustRegister(m.bootstraps, m.duration, m.applied, m.terminatingWaits, m.requests, m.rateLimited, m.reconciled, m.managed)
+	reg.MustRegister(m.bootstraps, m.duration, m.applied, m.terminatingWaits, m.requests, m.rateLimited, m.reconciled, m.managed, m.collisions, m.clientLimited)
 	return m
 }

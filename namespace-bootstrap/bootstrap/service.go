@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,7 +34,7 @@ type Service struct {
 	Log         *zap.Logger
 	Clock       clock.PassiveClock
 	TokenReview authnclient.TokenReviewInterface
-	Bootstrap   func(ctx context.Context, username string) (Result, error)
+	Bootstrap   func(ctx context.Context, login Login) (Result, error)
 	// UsernamePrefix is the API server's OIDC username prefix: stripped from
 	// the reviewed username, and required when set.
 	UsernamePrefix string
@@ -41,6 +42,9 @@ type Service struct {
 	Audiences []string
 	// Limiter is the per-user rate limit; nil means none.
 	Limiter *UserLimiter
+	// ClientLimiter is the per-client (remote address) rate limit, checked
+	// before anything costs the API server a TokenReview; nil means none.
+	ClientLimiter *UserLimiter
 	// Timeout bounds one request's work.
 	Timeout time.Duration
 	metrics *metrics
@@ -65,6 +69,17 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
 		w.Header().Set("Allow", http.MethodPost)
 		return reply(w, http.StatusMethodNotAllowed, errorBody{"use POST"})
 	}
+	if r.ContentLength > MaxBodyBytes {
+		return reply(w, http.StatusRequestEntityTooLarge, errorBody{"request body too large"})
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if s.ClientLimiter != nil && !s.ClientLimiter.Allow(clientAddress(r), s.Clock.Now()) {
+		if s.metrics != nil {
+			s.metrics.clientLimited.Inc()
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.ClientLimiter.RetryAfter().Seconds()+0.5)))
+		return reply(w, http.StatusTooManyRequests, errorBody{"too many requests from this address; retry later"})
+	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
@@ -80,6 +95,7 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
 	review, err := s.TokenReview.Create(ctx, &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token, Audiences: s.Audiences}}, metav1.CreateOptions{})
 	if err != nil {
 		s.Log.Error("Failed to review token", zap.Error(err))
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterTemporary))
 		return reply(w, http.StatusServiceUnavailable, errorBody{"cannot authenticate now"})
 	}
 	if !review.Status.Authenticated {
@@ -104,10 +120,14 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.Limiter.RetryAfter().Seconds()+0.5)))
 		return reply(w, http.StatusTooManyRequests, errorBody{"too many bootstraps for this user; retry later"})
 	}
-	res, err := s.Bootstrap(ctx, user)
+	res, err := s.Bootstrap(ctx, Login{User: user, Groups: review.Status.User.Groups})
 	switch {
 	case err == nil:
 		return reply(w, http.StatusOK, res)
+	case IsTemporary(err):
+		s.Log.Warn("Failed to bootstrap user: temporary failure", zap.String("user", user), zap.Error(err))
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterTemporary))
+		return reply(w, http.StatusServiceUnavailable, errorBody{"the cluster or the directory is not answering now; retry shortly"})
 	case errors.Is(err, ErrTerminatingTimeout):
 		s.Log.Warn("Failed to bootstrap user: namespace still Terminating", zap.String("user", user), zap.Error(err))
 		w.Header().Set("Retry-After", "30")
@@ -119,6 +139,22 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
 		s.Log.Error("Failed to bootstrap user", zap.String("user", user), zap.Error(err))
 		return reply(w, http.StatusInternalServerError, errorBody{"bootstrap failed; see the service's log"})
 	}
+}
+
+// MaxBodyBytes bounds a request's body: the service needs none.
+const MaxBodyBytes = 4096
+
+// retryAfterTemporary is the Retry-After, in seconds, of a 503 for a
+// temporary failure of the API server or LDAP.
+const retryAfterTemporary = 5
+
+// clientAddress is the host part of the request's remote address.
+func clientAddress(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // portalUser maps the authenticated Kubernetes username back to the portal
@@ -191,6 +227,29 @@ func (l *UserLimiter) RetryAfter() time.Duration {
 		return time.Minute
 	}
 	return time.Duration(float64(time.Second) / float64(l.limit))
+}
+
+// Server limits: a client that sends its headers or body slowly, or holds
+// an idle connection, is cut off instead of holding a connection forever.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
+// newServer returns the HTTPS server of service mode with its limits; a
+// response may take the request timeout plus a margin.
+func newServer(h http.Handler, requestTimeout time.Duration, tlsCfg *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      requestTimeout + 10*time.Second,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		TLSConfig:         tlsCfg,
+	}
 }
 
 // serveTLS serves on ln with srv.TLSConfig's certificate until ctx is done.

@@ -4,21 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	authnv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/identity"
 )
 
 // TestServiceStatusCodes covers the answers the integration test cannot
@@ -35,6 +44,12 @@ func TestServiceStatusCodes(t *testing.T) {
 		{name: "still Terminating", bootErr: fmt.Errorf("%w: x", ErrTerminatingTimeout), want: http.StatusServiceUnavailable},
 		{name: "bootstrap fails", bootErr: errors.New("etcd full"), want: http.StatusInternalServerError},
 		{name: "foreign namespace", bootErr: fmt.Errorf("%w: x", ErrForeignNamespace), want: http.StatusForbidden},
+		{name: "name collision", bootErr: fmt.Errorf("%w: x", ErrIdentityCollision), want: http.StatusForbidden},
+		{name: "not in an allowed group", bootErr: fmt.Errorf("%w: x", ErrNotAllowed), want: http.StatusForbidden},
+		{name: "API server unavailable", bootErr: fmt.Errorf("apply RoleBinding x: %w", apierrors.NewServiceUnavailable("etcd")), want: http.StatusServiceUnavailable},
+		{name: "API server timeout", bootErr: apierrors.NewServerTimeout(schema.GroupResource{Resource: "namespaces"}, "get", 1), want: http.StatusServiceUnavailable},
+		{name: "too many requests", bootErr: apierrors.NewTooManyRequests("slow down", 1), want: http.StatusServiceUnavailable},
+		{name: "connection refused", bootErr: fmt.Errorf("get Namespace x: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), want: http.StatusServiceUnavailable},
 		{name: "ok", want: http.StatusOK},
 	}
 	for _, tt := range tests {
@@ -47,13 +62,88 @@ func TestServiceStatusCodes(t *testing.T) {
 				return true, &authnv1.TokenReview{Status: authnv1.TokenReviewStatus{Authenticated: true, User: authnv1.UserInfo{Username: "alice"}}}, nil
 			})
 			s := &Service{Log: zap.NewNop(), Clock: clocktesting.NewFakeClock(time.Unix(0, 0)), TokenReview: cs.AuthenticationV1().TokenReviews(),
-				Bootstrap: func(context.Context, string) (Result, error) { return Result{User: "alice"}, tt.bootErr }}
+				Bootstrap: func(context.Context, Login) (Result, error) { return Result{User: "alice"}, tt.bootErr }}
 			req := httptest.NewRequest(http.MethodPost, BootstrapPath, nil)
 			req.Header.Set("Authorization", "Bearer t")
 			rr := httptest.NewRecorder()
 			s.ServeHTTP(rr, req)
 			if rr.Code != tt.want {
 				t.Errorf("ServeHTTP() = %d %s, want %d", rr.Code, rr.Body, tt.want)
+			}
+			if rr.Code == http.StatusServiceUnavailable && rr.Header().Get("Retry-After") == "" {
+				t.Errorf("ServeHTTP() = 503 without Retry-After")
+			}
+		})
+	}
+}
+
+// TestServiceClientRateLimit proves a flood of requests from one address is
+// refused before it costs the API server a TokenReview, while another
+// address still gets through, and that bodies and headers are bounded.
+func TestServiceClientRateLimit(t *testing.T) {
+	cs := fake.NewClientset()
+	var reviews atomic.Int64
+	cs.PrependReactor("create", "tokenreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
+		reviews.Add(1)
+		return true, &authnv1.TokenReview{Status: authnv1.TokenReviewStatus{Authenticated: false}}, nil
+	})
+	s := &Service{Log: zap.NewNop(), Clock: clocktesting.NewFakeClock(time.Unix(0, 0)), TokenReview: cs.AuthenticationV1().TokenReviews(),
+		ClientLimiter: NewUserLimiter(60, 5), metrics: newMetrics(prometheus.NewRegistry()),
+		Bootstrap: func(context.Context, Login) (Result, error) { return Result{}, nil }}
+	post := func(remote string, body io.Reader, header string) int {
+		req := httptest.NewRequest(http.MethodPost, BootstrapPath, body)
+		req.RemoteAddr = remote
+		req.Header.Set("Authorization", "Bearer garbage"+header)
+		rr := httptest.NewRecorder()
+		s.ServeHTTP(rr, req)
+		return rr.Code
+	}
+	codes := map[int]int{}
+	for range 600 {
+		codes[post("192.0.2.66:40000", nil, "")]++
+	}
+	if codes[http.StatusUnauthorized] != 5 || codes[http.StatusTooManyRequests] != 595 {
+		t.Errorf("600 garbage tokens from one address: codes %v, want 5 × 401 then 595 × 429", codes)
+	}
+	if n := reviews.Load(); n != 5 {
+		t.Errorf("TokenReviews sent = %d, want 5 (the rest refused before review)", n)
+	}
+	if got := testutil.ToFloat64(s.metrics.clientLimited); got != 595 {
+		t.Errorf("client_rate_limited_total = %v, want 595", got)
+	}
+	if code := post("192.0.2.10:40000", nil, ""); code != http.StatusUnauthorized {
+		t.Errorf("another address = %d, want 401 (reviewed, not limited)", code)
+	}
+	if code := post("192.0.2.11:40000", strings.NewReader(strings.Repeat("x", MaxBodyBytes+1)), ""); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body = %d, want 413", code)
+	}
+	srv := newServer(s, time.Minute, nil)
+	if srv.ReadTimeout <= 0 || srv.ReadHeaderTimeout <= 0 || srv.WriteTimeout <= time.Minute || srv.IdleTimeout <= 0 || srv.MaxHeaderBytes <= 0 {
+		t.Errorf("server limits = read %v, header %v, write %v, idle %v, header bytes %d; want all set",
+			srv.ReadTimeout, srv.ReadHeaderTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
+
+// TestAllowedGroups covers the login gate: token groups or LDAP groups.
+func TestAllowedGroups(t *testing.T) {
+	b := &Bootstrapper{AllowedGroups: []string{"oidc:hpc", "pzs0001"}}
+	tests := []struct {
+		name   string
+		login  Login
+		ident  map[string]string
+		wantOK bool
+	}{
+		{name: "token group", login: Login{User: "a", Groups: []string{"system:authenticated", "oidc:hpc"}}, wantOK: true},
+		{name: "LDAP group", login: Login{User: "a"}, ident: map[string]string{identity.GroupsAnnotation: ",a,pzs0001,"}, wantOK: true},
+		{name: "neither", login: Login{User: "a", Groups: []string{"hpc"}}, ident: map[string]string{identity.GroupsAnnotation: ",a,pzs0002,"}},
+		{name: "no identity", login: Login{User: "a"}},
+		{name: "substring is not membership", login: Login{User: "a"}, ident: map[string]string{identity.GroupsAnnotation: ",pzs00010,"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := b.checkAllowed(tt.login, tt.ident)
+			if tt.wantOK != (err == nil) || (err != nil && !errors.Is(err, ErrNotAllowed)) {
+				t.Errorf("checkAllowed(%+v, %v) = %v, want allowed %v", tt.login, tt.ident, err, tt.wantOK)
 			}
 		})
 	}

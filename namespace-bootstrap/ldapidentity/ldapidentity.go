@@ -7,16 +7,27 @@ package ldapidentity
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
-// ErrUserNotFound is returned when the directory has no such user (or it is
-// filtered out or a bad entry, as in the full sync).
-var ErrUserNotFound = directory.ErrNotFound
+var (
+	// ErrUserNotFound is returned when the directory has no such user (or it
+	// is filtered out or a bad entry, as in the full sync).
+	ErrUserNotFound = directory.ErrNotFound
+	// ErrCollision is returned when several directory entries map to the
+	// user's namespace (john.smith and john-smith, or Alice and alice).
+	ErrCollision = errors.New("several directory entries map to one namespace")
+)
 
 // Config configures the lookup: ldap-configmap's own LDAP options and
 // flags (one definition for both tools), with shorter timeouts, since a user
@@ -70,9 +81,59 @@ func (s *Source) Lookup(ctx context.Context, username string) (map[string]string
 	if err != nil {
 		return nil, err
 	}
-	id, err := directory.LookupUser(ctx, d, s.prefix, username)
+	sess, err := directory.Open(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sess.Close() }()
+	if err := s.checkCollision(ctx, sess, d, username); err != nil {
+		return nil, err
+	}
+	id, err := sess.LookupUser(ctx, s.prefix, username)
 	if err != nil {
 		return nil, err
 	}
 	return directory.Annotations(id), nil
+}
+
+// checkCollision refuses a user whose namespace another directory entry
+// maps to as well: the full sync refuses both, and so must a login, or the
+// second user to log in would take the first one's namespace. One search
+// finds every candidate: the separators the naming rule folds (".", "@",
+// "-") become wildcards, and the name attribute matches without case.
+func (s *Source) checkCollision(ctx context.Context, sess *directory.Session, d *directory.Config, username string) error {
+	ns, err := naming.NamespaceForUser(s.prefix, username)
+	if err != nil {
+		return err
+	}
+	base, _, _ := d.AnnotationViews()
+	filter := fmt.Sprintf("(&%s(%s=%s))", base.UserFilter, d.UserAttrs.Name, separatorWildcards(username))
+	users, err := sess.Users(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("search %q for entries sharing namespace %s: %w", filter, ns, err)
+	}
+	var names []string
+	for _, u := range users {
+		if got, err := naming.NamespaceForUser(s.prefix, u.Name); err == nil && got == ns && !slices.Contains(names, u.Name) {
+			names = append(names, u.Name)
+		}
+	}
+	if len(names) > 1 {
+		slices.Sort(names)
+		return fmt.Errorf("user %q: %w: %s all map to namespace %s", username, ErrCollision, strings.Join(names, ", "), ns)
+	}
+	return nil
+}
+
+// separatorWildcards escapes username for a filter with "*" in place of
+// each separator the naming rule folds into "-".
+func separatorWildcards(username string) string {
+	parts := strings.FieldsFunc(username, func(r rune) bool { return r == '.' || r == '@' || r == '-' })
+	for i, p := range parts {
+		parts[i] = ldap.EscapeFilter(p)
+	}
+	if len(parts) == 0 {
+		return ldap.EscapeFilter(username)
+	}
+	return strings.Join(parts, "*")
 }
