@@ -162,7 +162,9 @@ func TestAdoptionNeedsTheUsersRoleBinding(t *testing.T) {
 		}
 		return ns
 	}
-	user := func(n string) rbacv1.Subject { return rbacv1.Subject{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: n} }
+	user := func(n string) rbacv1.Subject {
+		return rbacv1.Subject{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: n}
+	}
 	sa := rbacv1.Subject{Kind: "ServiceAccount", Name: "default", Namespace: "x"}
 
 	ns := hookNamespace("pat.kim", user("pat.kim"), sa)
