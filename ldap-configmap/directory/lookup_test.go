@@ -15,7 +15,9 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{LDAP: true}, &env))
+	// A reader held to a size limit of 3 (the seed has 5 users): every
+	// search must page to see them all.
+	os.Exit(testenv.Main(m, testenv.Options{LDAP: true, SlapdOptions: testenv.SlapdOptions{Reader: true, SizeLimit: 3}}, &env))
 }
 
 // TestLookupUserMatchesFullSync proves that looking up one user (what
@@ -24,8 +26,8 @@ func TestMain(m *testing.M) {
 func TestLookupUserMatchesFullSync(t *testing.T) {
 	base := func() Config {
 		c, _ := Preset("")
-		c.URL, c.BindDN, c.BindPassword = env.LDAP.URL, env.LDAP.BindDN, env.LDAP.Password
-		c.ConnectTimeout, c.Timeout, c.Paged, c.PageSize = 5*time.Second, 10*time.Second, true, 100
+		c.URL, c.BindDN, c.BindPassword = env.LDAP.URL, env.LDAP.ReaderDN, env.LDAP.ReaderPassword
+		c.ConnectTimeout, c.Timeout, c.Paged, c.PageSize = 5*time.Second, 10*time.Second, true, 2
 		c.UserBaseDN, c.GroupBaseDN = "ou=people,dc=example,dc=org", "ou=groups,dc=example,dc=org"
 		return c
 	}

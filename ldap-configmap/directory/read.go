@@ -81,18 +81,28 @@ func (c *Config) toGroup(e *ldap.Entry) Group {
 // Users searches the user base with filter.
 func (s *Session) Users(ctx context.Context, filter string) ([]User, error) {
 	var users []User
-	err := s.search(ctx, s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, filter, s.cfg.userAttrs(), nil,
-		func(e *ldap.Entry) { users = append(users, s.cfg.toUser(e)) })
+	err := s.users(ctx, filter, nil, func(u User, _ *ldap.Entry) { users = append(users, u) })
 	return users, err
+}
+
+// users searches the user base with filter, reading extra attributes too.
+func (s *Session) users(ctx context.Context, filter string, extra []string, each func(User, *ldap.Entry)) error {
+	return s.search(ctx, s.cfg.UserBaseDN, ldap.ScopeWholeSubtree, filter, append(s.cfg.userAttrs(), extra...), nil,
+		func(e *ldap.Entry) { each(s.cfg.toUser(e), e) })
 }
 
 // Groups searches the group base with filter.
 func (s *Session) Groups(ctx context.Context, filter string) ([]Group, error) {
-	attrs, ranged := s.cfg.groupAttrs()
 	var groups []Group
-	err := s.search(ctx, s.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, filter, attrs, ranged,
-		func(e *ldap.Entry) { groups = append(groups, s.cfg.toGroup(e)) })
+	err := s.groups(ctx, filter, nil, func(g Group, _ *ldap.Entry) { groups = append(groups, g) })
 	return groups, err
+}
+
+// groups searches the group base with filter, reading extra attributes too.
+func (s *Session) groups(ctx context.Context, filter string, extra []string, each func(Group, *ldap.Entry)) error {
+	attrs, ranged := s.cfg.groupAttrs()
+	return s.search(ctx, s.cfg.GroupBaseDN, ldap.ScopeWholeSubtree, filter, append(attrs, extra...), ranged,
+		func(e *ldap.Entry) { each(s.cfg.toGroup(e), e) })
 }
 
 // Snapshot holds the users and groups of several views, read on one
@@ -123,6 +133,18 @@ func (s *Session) Read(ctx context.Context, views []View) (*Snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+// ReadCached opens a session, reads views through cache (Session.ReadCached)
+// and closes it.
+func ReadCached(ctx context.Context, cfg *Config, views []View, cache *Cache, o ReadOptions) (*Snapshot, ReadStats, int64, error) {
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, ReadStats{}, 0, err
+	}
+	defer func() { _ = s.Close() }()
+	snap, st, err := s.ReadCached(ctx, views, cache, o)
+	return snap, st, s.Requests(), err
 }
 
 // ReadAll opens a session, reads views and closes it.

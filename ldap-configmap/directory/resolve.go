@@ -2,6 +2,7 @@ package directory
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -37,9 +38,11 @@ const (
 	SkipInvalidGID       = "invalid_gid_number"
 	SkipGroupMissingName = "group_missing_name"
 	SkipGroupInvalidName = "group_invalid_name"
-	SkipGroupMissingGID  = "group_missing_gid_number"
-	SkipGroupInvalidGID  = "group_invalid_gid_number"
-	SkipInvalidDN        = "invalid_dn"
+	// SkipGroupMissingGID is no longer used: a group without a gidNumber
+	// keeps its name and nesting (kept so the metric label stays known).
+	SkipGroupMissingGID = "group_missing_gid_number"
+	SkipGroupInvalidGID = "group_invalid_gid_number"
+	SkipInvalidDN       = "invalid_dn"
 )
 
 // Skip records an entry left out and why.
@@ -51,6 +54,10 @@ type Skip struct {
 type Result struct {
 	Identities map[string]Identity
 	Skipped    []Skip
+	// Collisions are the namespace names that two or more entries map to
+	// (pkg/naming: names differing only in case, or in '.', '@' and '-'),
+	// with the colliding LDAP names, sorted. None of them has an identity.
+	Collisions map[string][]string
 }
 
 // normDN returns a canonical form of a DN for comparison: parsed, attribute
@@ -87,7 +94,7 @@ type group struct {
 // with cfg, keyed by naming.NamespaceForUser(prefix, name). Bad entries are
 // skipped and reported, never fatal.
 func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
-	res := Result{Identities: map[string]Identity{}}
+	res := Result{Identities: map[string]Identity{}, Collisions: map[string][]string{}}
 	skip := func(dn, name, reason, detail string) {
 		res.Skipped = append(res.Skipped, Skip{DN: dn, Name: name, Reason: reason, Detail: detail})
 	}
@@ -104,14 +111,16 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		case strings.ContainsAny(g.Name, ", \t\n"):
 			skip(g.DN, g.Name, SkipGroupInvalidName, "group names may not contain commas or whitespace")
 			continue
-		case g.GID == "":
-			skip(g.DN, g.Name, SkipGroupMissingGID, "")
-			continue
 		}
-		gid, err := number(g.GID)
-		if err != nil {
-			skip(g.DN, g.Name, SkipGroupInvalidGID, g.GID)
-			continue
+		// A group without a gidNumber (a plain groupOfNames) still names
+		// its members' groups and nests; it only adds no GID.
+		var gid string
+		if g.GID != "" {
+			var err error
+			if gid, err = number(g.GID); err != nil {
+				skip(g.DN, g.Name, SkipGroupInvalidGID, g.GID)
+				continue
+			}
 		}
 		dn, ok := normDN(g.DN)
 		if !ok {
@@ -119,7 +128,9 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 			continue
 		}
 		byDN[dn] = len(gs)
-		byGID[gid] = append(byGID[gid], len(gs))
+		if gid != "" {
+			byGID[gid] = append(byGID[gid], len(gs))
+		}
 		gs = append(gs, group{name: g.Name, gid: gid, dn: dn})
 	}
 
@@ -131,6 +142,23 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 	}
 	var us []user
 	byKey := map[string][]int{}
+	// names lists every entry with a valid key, bad or not: a bad entry
+	// named like a good one still makes the name ambiguous.
+	names := map[string][]string{}
+	for _, u := range users {
+		if u.Name == "" {
+			continue
+		}
+		if key, err := naming.NamespaceForUser(prefix, u.Name); err == nil {
+			names[key] = append(names[key], u.Name)
+		}
+	}
+	for key, n := range names {
+		if len(n) > 1 {
+			sort.Strings(n)
+			res.Collisions[key] = n
+		}
+	}
 	for _, u := range users {
 		if u.Name == "" {
 			skip(u.DN, "", SkipMissingName, "")
@@ -139,6 +167,10 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		key, err := naming.NamespaceForUser(prefix, u.Name)
 		if err != nil {
 			skip(u.DN, u.Name, SkipInvalidUsername, err.Error())
+			continue
+		}
+		if others, ok := res.Collisions[key]; ok {
+			skip(u.DN, u.Name, SkipDuplicateKey, fmt.Sprintf("the LDAP names %s all map to %s", strings.Join(others, ", "), key))
 			continue
 		}
 		if u.UID == "" {
@@ -163,16 +195,10 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		byKey[key] = append(byKey[key], len(us))
 		us = append(us, user{id: Identity{User: u.Name, Namespace: key, DN: u.DN, UID: uid, GID: gid, Home: u.Home}, dn: dn, memberOf: u.MemberOf})
 	}
-	// Two users with one key are ambiguous: neither gets an identity.
+	// Colliding keys were left out above, so every key is unique here.
 	valid := make([]bool, len(us))
-	for key, idx := range byKey {
-		if len(idx) > 1 {
-			for _, i := range idx {
-				skip(us[i].id.DN, us[i].id.User, SkipDuplicateKey, "another user has the key "+key)
-			}
-			continue
-		}
-		valid[idx[0]] = true
+	for _, idx := range byKey {
+		valid[idx[0]] = len(idx) == 1
 	}
 
 	// Direct memberships: user index -> group indexes.
@@ -252,7 +278,9 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		gids := []string{id.GID}
 		var names []string
 		for _, gi := range member {
-			gids = append(gids, gs[gi].gid)
+			if gs[gi].gid != "" {
+				gids = append(gids, gs[gi].gid)
+			}
 			names = append(names, gs[gi].name)
 		}
 		if prim := byGID[id.GID]; len(prim) > 0 {

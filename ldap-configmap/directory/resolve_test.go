@@ -82,14 +82,33 @@ func TestResolve(t *testing.T) {
 				{DN: "cn=badgid,dc=x", Name: "badgid", GID: "1e3", MemberUID: []string{"ok"}},
 			},
 			want: map[string]Identity{"user-ok": {User: "ok", Namespace: "user-ok", DN: "uid=ok,dc=x", UID: "1", GID: "1",
-				GIDs: []string{"1", "101"}, Groups: []string{"g"}}},
+				GIDs: []string{"1", "101"}, Groups: []string{"g", "nogid"}}},
 			wantSkipped: []string{
-				SkipGroupMissingName, SkipGroupInvalidName, SkipGroupMissingGID, SkipGroupInvalidGID,
+				SkipGroupMissingName, SkipGroupInvalidName, SkipGroupInvalidGID,
 				SkipMissingName, SkipInvalidUsername, SkipMissingUID, SkipInvalidUID, SkipInvalidUID,
 				SkipMissingGID, SkipInvalidGID, SkipDuplicateKey, SkipDuplicateKey,
 			},
 		},
 	}
+	tests = append(tests, struct {
+		name        string
+		scheme      string
+		nested      bool
+		users       []User
+		groups      []Group
+		want        map[string]Identity
+		wantSkipped []string
+	}{
+		name: "nested groupOfNames without gidNumber named, no GID", scheme: SchemeMember, nested: true,
+		users: []User{u("uid=a,dc=x", "a", "1", "1")},
+		groups: []Group{
+			{DN: "cn=team,dc=x", Name: "team", Member: []string{"uid=a,dc=x"}},
+			{DN: "cn=dept,dc=x", Name: "dept", Member: []string{"cn=team,dc=x"}},
+			{DN: "cn=unix,dc=x", Name: "unix", GID: "200", Member: []string{"cn=dept,dc=x"}},
+		},
+		want: map[string]Identity{"user-a": {User: "a", Namespace: "user-a", DN: "uid=a,dc=x", UID: "1", GID: "1",
+			GIDs: []string{"1", "200"}, Groups: []string{"dept", "team", "unix"}}},
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := *cfg
@@ -106,6 +125,24 @@ func TestResolve(t *testing.T) {
 				t.Errorf("Resolve() skip reasons (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestResolveCollisions: names that map to one namespace (case, '.', '@'
+// and '-'), a bad entry among them included, give no identity to any of
+// them and are reported with every colliding name.
+func TestResolveCollisions(t *testing.T) {
+	u := func(dn, name, uid string) User { return User{DN: dn, Name: name, UID: uid, GID: uid} }
+	res := Resolve(&Config{Scheme: SchemeMemberUID}, "user-", []User{
+		u("uid=john.smith,dc=x", "john.smith", "1"), u("uid=john-smith,dc=x", "john-smith", "2"),
+		u("uid=alice,dc=x", "alice", "3"), u("cn=other,dc=x", "Alice", ""), // a bad entry still collides
+		u("uid=bob,dc=x", "bob", "4"),
+	}, nil)
+	if d := cmp.Diff(map[string][]string{"user-john-smith": {"john-smith", "john.smith"}, "user-alice": {"Alice", "alice"}}, res.Collisions); d != "" {
+		t.Errorf("Resolve() collisions (-want +got):\n%s", d)
+	}
+	if len(res.Identities) != 1 || res.Identities["user-bob"].UID != "4" {
+		t.Errorf("Resolve() identities = %v, want only user-bob", res.Identities)
 	}
 }
 

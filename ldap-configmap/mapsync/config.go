@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -30,6 +31,9 @@ const (
 	DefaultNamespace = "ldap-configmap"
 	// MaxConfigMapBytes is the API server's limit on a ConfigMap's data.
 	MaxConfigMapBytes = 1 << 20
+	// DefaultFullResyncInterval bounds how long a change the incremental
+	// reads missed (a replica's late change, a schema change) can last.
+	DefaultFullResyncInterval = 3 * time.Hour
 )
 
 // EnvAliases are the original k8-ldap-configmap's environment variables.
@@ -58,6 +62,9 @@ var EnvAliases = map[string]string{
 	"INTERLVAL":              "interval", // the original's typo
 	"LISTEN_ADDRESS":         "admin-address",
 	"LOG_LEVEL":              "log-level",
+	// The downward API names of the tool's own Pod (the chart sets them).
+	"POD_NAMESPACE": "pod-namespace",
+	"POD_NAME":      "pod-name",
 }
 
 // Config is the tool's configuration; it implements app.Command.
@@ -75,6 +82,10 @@ type Config struct {
 	DryRun               bool
 	MaxConfigMapBytes    int
 	Workers              int
+	FullResyncInterval   time.Duration
+	// PodNamespace and PodName name the tool's own Pod, which carries the
+	// Events about no single object (IdentityCollision).
+	PodNamespace, PodName string
 
 	// Out receives the dry-run diff; nil means os.Stdout.
 	Out io.Writer
@@ -87,13 +98,16 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&c.Mappers, "mappers", c.Mappers, "Mappers to run: "+strings.Join(directory.Mappers, ", ")+"; empty for none (annotations only)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "Namespace of the ConfigMaps")
 	fs.StringVar(&c.UserPrefix, "user-prefix", c.UserPrefix, "Namespace prefix: keys (and annotated namespaces) are prefix + username, as pkg/naming maps them")
-	fs.BoolVar(&c.NamespaceAnnotations, "namespace-annotations", c.NamespaceAnnotations, "Also write identity annotations (kubehpc.io/uid, gid, gids, groups, home, user) on each existing user namespace, and remove them when the user leaves LDAP")
+	fs.BoolVar(&c.NamespaceAnnotations, "namespace-annotations", c.NamespaceAnnotations, "Also write identity annotations (kubehpc.io/uid, gid, gids, groups, home) on each existing user namespace, and remove them when the user leaves LDAP; the owner annotation kubehpc.io/user is namespace-bootstrap's and never touched")
 	fs.Float64Var(&c.MaxDropFraction, "max-drop-fraction", c.MaxDropFraction, "Refuse to write when an output would lose more than this fraction of its current users")
 	fs.BoolVar(&c.AllowEmpty, "allow-empty", c.AllowEmpty, "Write even when LDAP returned no users (locks every user out)")
 	fs.BoolVar(&c.AllowLargeDrop, "allow-large-drop", c.AllowLargeDrop, "Write even when more than --max-drop-fraction of the users would go")
 	fs.BoolVar(&c.DryRun, "dry-run", c.DryRun, "Print the changes instead of writing them")
 	fs.IntVar(&c.MaxConfigMapBytes, "max-configmap-bytes", c.MaxConfigMapBytes, "Refuse to write a ConfigMap whose data is larger than this (the API server's limit is 1 MiB)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "Concurrent namespace annotation writes (bounded by --kube-api-qps)")
+	fs.DurationVar(&c.FullResyncInterval, "full-resync-interval", c.FullResyncInterval, "Read the whole directory at least this often; between, passes read only the entries changed since the last (entryCSN/contextCSN, modifyTimestamp or Active Directory's uSNChanged) plus a DN-only search for deletions; 0 reads everything every pass")
+	fs.StringVar(&c.PodNamespace, "pod-namespace", c.PodNamespace, "Namespace of the tool's own Pod ($POD_NAMESPACE); with --pod-name, Events about no single object (IdentityCollision) are recorded on that Pod, else on the first ConfigMap")
+	fs.StringVar(&c.PodName, "pod-name", c.PodName, "Name of the tool's own Pod ($POD_NAME)")
 }
 
 func (c *Config) setDefaults() {
@@ -114,6 +128,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Workers == 0 {
 		c.Workers = 8
+	}
+	if c.FullResyncInterval == 0 {
+		c.FullResyncInterval = DefaultFullResyncInterval
 	}
 }
 
@@ -152,6 +169,9 @@ func (c *Config) Validate() error {
 	if c.MaxConfigMapBytes <= 0 || c.MaxConfigMapBytes > MaxConfigMapBytes {
 		errs = append(errs, fmt.Errorf("--max-configmap-bytes %d: want 1 to %d", c.MaxConfigMapBytes, MaxConfigMapBytes))
 	}
+	if c.FullResyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("--full-resync-interval %v: want 0 (always full) or more", c.FullResyncInterval))
+	}
 	if c.Workers < 1 {
 		errs = append(errs, fmt.Errorf("--workers %d: want at least 1", c.Workers))
 	}
@@ -173,5 +193,5 @@ func (c *Config) directory(readSecrets bool) (*directory.Config, error) {
 
 // Build returns the pass.
 func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
-	return New(c, Deps{Client: env.Client, Log: env.Log, Registry: env.Registry})
+	return New(c, Deps{Client: env.Client, Log: env.Log, Registry: env.Registry, Clock: env.Clock})
 }

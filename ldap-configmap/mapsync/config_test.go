@@ -145,11 +145,14 @@ func TestGuard(t *testing.T) {
 			}
 		})
 	}
-	if err := g.CheckSize("x", 101); !errors.Is(err, ErrRefused) {
-		t.Errorf("CheckSize(101) = %v, want refused", err)
+	if err := g.CheckSize("x", 101, 200); !errors.Is(err, ErrRefused) {
+		t.Errorf("CheckSize(101, 200) = %v, want refused", err)
 	}
-	if err := g.CheckSize("x", 100); err != nil {
-		t.Errorf("CheckSize(100) = %v, want nil", err)
+	if err := g.CheckSize("x", 100, 200); err != nil {
+		t.Errorf("CheckSize(100, 200) = %v, want nil", err)
+	}
+	if err := g.CheckSize("x", 100, MaxStoredBytes+1); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "stored object") {
+		t.Errorf("CheckSize(100, MaxStoredBytes+1) = %v, want refused for the stored size", err)
 	}
 }
 
@@ -159,15 +162,17 @@ func TestPlanAnnotations(t *testing.T) {
 		"user-b": {User: "b", UID: "2", GID: "2", GIDs: []string{"2"}, Groups: []string{}},
 	}
 	current := map[string]map[string]string{
-		"user-a":  directory.Annotations(ids["user-a"]),            // up to date
-		"user-b":  {"kubehpc.io/uid": "3"},                         // stale
-		"user-c":  {"kubehpc.io/user": "c", "kubehpc.io/uid": "9"}, // left LDAP
-		"user-d":  nil,                                             // never annotated, not in LDAP
-		"other-a": {"kubehpc.io/uid": "1"},                         // not under the prefix
+		"user-a":  desiredAnnotations(ids["user-a"]),                 // up to date, no owner annotation
+		"user-b":  {"kubehpc.io/uid": "3", "kubehpc.io/user": "B"},   // stale; the owner is not ours
+		"user-c":  {"kubehpc.io/user": "c", "kubehpc.io/uid": "9"},   // left LDAP
+		"user-d":  nil,                                               // never annotated, not in LDAP
+		"user-e":  {"kubehpc.io/user": "e"},                          // only an owner: nothing of ours to remove
+		"user-j":  {"kubehpc.io/user": "j.s", "kubehpc.io/uid": "7"}, // collision: left as it is
+		"other-a": {"kubehpc.io/uid": "1"},                           // not under the prefix
 	}
-	got := PlanAnnotations("user-", current, ids)
+	got := PlanAnnotations("user-", current, ids, map[string][]string{"user-j": {"j-s", "j.s"}})
 	want := []AnnotationChange{
-		{Namespace: "user-b", Set: directory.Annotations(ids["user-b"]), User: "b"},
+		{Namespace: "user-b", Set: map[string]string{"kubehpc.io/uid": "2", "kubehpc.io/gid": "2", "kubehpc.io/gids": ",2,", "kubehpc.io/groups": ",,", "kubehpc.io/home": ""}, User: "b"},
 		{Namespace: "user-c", Remove: true, User: "c"},
 	}
 	if d := cmp.Diff(want, got); d != "" {

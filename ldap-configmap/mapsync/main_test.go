@@ -23,7 +23,9 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Main(m, testenv.Options{Kube: true, LDAP: true}, &env))
+	// The tests bind as a reader held to a size limit of 3 (the seed has 5
+	// users), never as the root DN, which slapd exempts: paging is forced.
+	os.Exit(testenv.Main(m, testenv.Options{Kube: true, LDAP: true, SlapdOptions: testenv.SlapdOptions{Reader: true, SizeLimit: 3}}, &env))
 }
 
 const suffix = "dc=example,dc=org"
@@ -34,7 +36,8 @@ func testConfig(t *testing.T, s *testenv.Slapd) *Config {
 	t.Helper()
 	c := NewConfig()
 	c.URL = s.URL
-	c.BindDN, c.BindPassword = s.BindDN, s.Password
+	c.BindDN, c.BindPassword = s.ReaderDN, s.ReaderPassword
+	c.PageSize = 2
 	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+s.Suffix, "ou=groups,"+s.Suffix
 	c.Scheme = directory.SchemeMemberUID
 	c.Mappers = append([]string(nil), directory.Mappers...)

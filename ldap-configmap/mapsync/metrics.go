@@ -7,6 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	keys         *prometheus.GaugeVec
 	size         *prometheus.GaugeVec
+	stored       *prometheus.GaugeVec
 	errors       *prometheus.CounterVec
 	lastError    prometheus.Gauge
 	skipped      *prometheus.CounterVec
@@ -16,6 +17,9 @@ type metrics struct {
 	refused      *prometheus.CounterVec
 	users        prometheus.Gauge
 	annotated    prometheus.Gauge
+	collisions   prometheus.Gauge
+	reads        *prometheus.CounterVec
+	incremental  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -25,6 +29,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Number of keys in each ConfigMap (the desired data, written or not)"}, []string{"configmap"}),
 		size: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "size_bytes",
 			Help: "Size of each ConfigMap's data as the API server counts it against 1 MiB"}, []string{"configmap"}),
+		stored: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "stored_bytes",
+			Help: "Size of each ConfigMap as etcd stores it (the object's protobuf encoding, metadata included), checked against etcd's 1.5 MiB request limit"}, []string{"configmap"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "errors_total",
 			Help: "ConfigMap write errors and refusals by mapper"}, []string{"mapper"}),
 		lastError: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "error",
@@ -43,8 +49,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Users with a valid identity in the last LDAP read"}),
 		annotated: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "annotated_namespaces",
 			Help: "User namespaces carrying identity annotations after the last pass"}),
+		collisions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "collision_namespaces",
+			Help: "Namespaces refused in the last pass because several LDAP entries map to them (see the IdentityCollision Events)"}),
+		reads: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "ldap_reads_total",
+			Help: "LDAP reads by kind: full (every entry), incremental (changed entries and a DN-only search), unchanged (the change marker had not moved)"}, []string{"kind"}),
+		incremental: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "incremental_sync",
+			Help: "1 if passes read only what changed in LDAP, 0 if every pass reads the whole directory (no change tracking on the server, or --full-resync-interval=0)"}),
 	}
-	reg.MustRegister(m.keys, m.size, m.errors, m.lastError, m.skipped, m.ldapErrors, m.ldapRequests,
-		m.writes, m.refused, m.users, m.annotated)
+	reg.MustRegister(m.keys, m.size, m.stored, m.errors, m.lastError, m.skipped, m.ldapErrors, m.ldapRequests,
+		m.writes, m.refused, m.users, m.annotated, m.collisions, m.reads, m.incremental)
 	return m
 }

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,8 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Recorder receives Events; nil builds one on Client.
 	Recorder record.EventRecorder
+	// Clock times the full resyncs; nil is the real clock.
+	Clock clock.PassiveClock
 }
 
 // Pass is one sync.
@@ -48,6 +51,14 @@ type Pass struct {
 	rec    record.EventRecorder
 	out    io.Writer
 	guard  Guard
+	clock  clock.PassiveClock
+
+	// Kept between passes: the LDAP entries (for incremental reads) and the
+	// identities resolved from them (reused while LDAP is unchanged).
+	cache         directory.Cache
+	known         map[string]knownConfigMap
+	results       map[directory.View]directory.Result
+	announcedFull bool
 
 	// Stats of the last pass, for benchmarks and tests.
 	LastLDAPRequests atomic.Int64
@@ -62,6 +73,10 @@ func New(cfg *Config, d Deps) (*Pass, error) {
 		guard: Guard{MaxDropFraction: cfg.MaxDropFraction, AllowEmpty: cfg.AllowEmpty, AllowLargeDrop: cfg.AllowLargeDrop, MaxBytes: cfg.MaxConfigMapBytes}}
 	if p.out == nil {
 		p.out = os.Stdout
+	}
+	p.known = map[string]knownConfigMap{}
+	if p.clock = d.Clock; p.clock == nil {
+		p.clock = clock.RealClock{}
 	}
 	if p.rec == nil {
 		// Synchronous: a --once run (a CronJob) must not exit before its Events are written.
@@ -98,7 +113,7 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		return fmt.Errorf("LDAP configuration (outputs left untouched): %w", err)
 	}
 	views := p.views(dir)
-	snap, reqs, err := directory.ReadAll(ctx, dir, views)
+	snap, st, reqs, err := directory.ReadCached(ctx, dir, views, &p.cache, directory.ReadOptions{Now: p.clock.Now(), FullEvery: p.cfg.FullResyncInterval})
 	p.m.ldapRequests.Add(float64(reqs))
 	p.LastLDAPRequests.Store(reqs)
 	if err != nil {
@@ -109,13 +124,19 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		p.m.ldapErrors.WithLabelValues(string(op)).Inc()
 		return fmt.Errorf("read LDAP (outputs left untouched): %w", err)
 	}
-	results := map[directory.View]directory.Result{}
-	for _, v := range views {
-		if _, ok := results[v]; !ok {
-			results[v] = directory.Resolve(dir, p.cfg.UserPrefix, snap.Users[v.UserFilter], snap.Groups[v.GroupFilter])
+	p.reportRead(st)
+	results := p.results
+	if !st.Unchanged || results == nil {
+		results = map[directory.View]directory.Result{}
+		for _, v := range views {
+			if _, ok := results[v]; !ok {
+				results[v] = directory.Resolve(dir, p.cfg.UserPrefix, snap.Users[v.UserFilter], snap.Groups[v.GroupFilter])
+			}
 		}
+		p.results = results
 	}
 	p.reportSkips(views, results)
+	collisions := p.refuseCollisions(views, results)
 	users := map[string]bool{}
 	for _, r := range results {
 		for k := range r.Identities {
@@ -123,7 +144,8 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		}
 	}
 	p.m.users.Set(float64(len(users)))
-	p.log.Info("Read LDAP", zap.Int("users", len(users)), zap.Int64("ldapRequests", reqs))
+	p.log.Info("Read LDAP", zap.Int("users", len(users)), zap.Int64("ldapRequests", reqs), zap.Bool("full", st.Full),
+		zap.String("fullReason", st.Reason), zap.Bool("unchanged", st.Unchanged), zap.Int("changedEntries", st.Changed), zap.Int("deletedEntries", st.Deleted))
 
 	// Plan every output before writing any.
 	cms, err := p.planConfigMaps(ctx, dir, results)
@@ -132,14 +154,21 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	}
 	var ann *annotationPlan
 	if p.cfg.NamespaceAnnotations {
-		if ann, err = p.planAnnotations(ctx, dir, results); err != nil {
+		if ann, err = p.planAnnotations(ctx, dir, results, collisions); err != nil {
 			return err
 		}
 	}
 	// Count guards: one refusal holds back every write.
 	var refusals []error
 	if len(users) == 0 && !p.guard.AllowEmpty {
-		refusals = append(refusals, p.guard.CheckCount("all outputs", 0, 0))
+		current := 0 // what the outputs hold now, for the message
+		for _, c := range cms {
+			current = max(current, len(c.current))
+		}
+		if ann != nil {
+			current = max(current, ann.current)
+		}
+		refusals = append(refusals, p.guard.CheckCount("all outputs", current, 0))
 	} else {
 		for _, c := range cms {
 			if err := p.guard.CheckCount("ConfigMap "+c.name, len(c.current), len(c.desired)); err != nil {
@@ -166,24 +195,25 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		return fmt.Errorf("nothing written: %w", errors.Join(refusals...))
 	}
 	var errs []error
-	// Size guard: ConfigMaps are all held back if one is too large (they
-	// come from one snapshot); the annotations still go.
-	var sizeErrs []error
+	// Size guard, every map on its own and all checked before the first
+	// write: a map too large is refused (Warning Event, metrics) and the
+	// maps that fit are written, all from this pass's one LDAP read.
+	var fits []cmPlan
 	for _, c := range cms {
-		if err := p.guard.CheckSize("ConfigMap "+c.name, c.size); err != nil {
-			sizeErrs = append(sizeErrs, err)
+		if err := p.guard.CheckSize("ConfigMap "+c.name, c.size, c.stored); err != nil {
 			p.m.refused.WithLabelValues(RefusedSize).Inc()
 			p.m.errors.WithLabelValues(c.mapper).Inc()
+			p.log.Error("Refused to write ConfigMap", zap.String("configMap", p.cfg.Namespace+"/"+c.name), zap.Int("bytes", c.size), zap.Int("storedBytes", c.stored), zap.Error(err))
+			p.rec.Eventf(p.configMapRef(c.name), corev1.EventTypeWarning, "TooLarge", "Not updated: %v", err)
+			errs = append(errs, err)
+			continue
 		}
+		fits = append(fits, c)
 	}
-	if len(sizeErrs) > 0 {
-		errs = append(errs, fmt.Errorf("no ConfigMap written: %w", errors.Join(sizeErrs...)))
-	} else {
-		for _, c := range cms {
-			if err := p.writeConfigMap(ctx, c); err != nil {
-				p.m.errors.WithLabelValues(c.mapper).Inc()
-				errs = append(errs, err)
-			}
+	for _, c := range fits {
+		if err := p.writeConfigMap(ctx, c); err != nil {
+			p.m.errors.WithLabelValues(c.mapper).Inc()
+			errs = append(errs, err)
 		}
 	}
 	if ann != nil {
@@ -192,6 +222,78 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// refuseCollisions gathers the namespaces that several LDAP entries map to
+// in any view, removes them from every view's identities (no ConfigMap and
+// no annotation may name either user) and reports each one: a log line, a
+// Warning Event on the tool's own Pod (or first ConfigMap) and the gauge.
+func (p *Pass) refuseCollisions(views []directory.View, results map[directory.View]directory.Result) map[string][]string {
+	all := map[string][]string{}
+	for _, v := range views {
+		for key, names := range results[v].Collisions {
+			all[key] = slices.Compact(slices.Sorted(slices.Values(append(all[key], names...))))
+		}
+	}
+	for _, r := range results {
+		for key := range all {
+			delete(r.Identities, key)
+		}
+	}
+	p.m.collisions.Set(float64(len(all)))
+	for _, key := range slices.Sorted(maps.Keys(all)) {
+		names := all[key]
+		p.log.Warn("Refused colliding LDAP entries", zap.String("namespace", key), zap.Strings("users", names))
+		p.rec.Eventf(p.eventTarget(), corev1.EventTypeWarning, "IdentityCollision",
+			"LDAP entries %s all map to namespace %s: refused for all of them (no identity in any ConfigMap, the namespace's annotations left as they are); rename all but one in LDAP",
+			strings.Join(quoteAll(names), ", "), key)
+	}
+	return all
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = strconv.Quote(v)
+	}
+	return out
+}
+
+// eventTarget is the object in the tool's own namespace that carries Events
+// about no one object: its Pod when --pod-name is set (the chart sets it),
+// else its first ConfigMap.
+func (p *Pass) eventTarget() *corev1.ObjectReference {
+	if p.cfg.PodName != "" && p.cfg.PodNamespace != "" {
+		return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.cfg.PodNamespace, Name: p.cfg.PodName}
+	}
+	name := ConfigMapName(directory.MapperUID)
+	if len(p.cfg.Mappers) > 0 {
+		name = ConfigMapName(p.cfg.Mappers[0])
+	}
+	return &corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: p.cfg.Namespace, Name: name}
+}
+
+// reportRead counts the read by kind and announces, once, that the server
+// offers no change tracking (every pass then reads the whole directory).
+func (p *Pass) reportRead(st directory.ReadStats) {
+	switch {
+	case st.Unchanged:
+		p.m.reads.WithLabelValues("unchanged").Inc()
+	case st.Full:
+		p.m.reads.WithLabelValues("full").Inc()
+	default:
+		p.m.reads.WithLabelValues("incremental").Inc()
+	}
+	incremental := st.Mode != directory.TrackNone && p.cfg.FullResyncInterval > 0
+	if incremental {
+		p.m.incremental.Set(1)
+	} else {
+		p.m.incremental.Set(0)
+	}
+	if !incremental && p.cfg.FullResyncInterval > 0 && !p.announcedFull {
+		p.announcedFull = true
+		p.log.Warn("Fell back to full LDAP reads: the server offers no change tracking (entryCSN, modifyTimestamp or uSNChanged)")
+	}
 }
 
 // maxSkipLogs bounds the per-entry log lines of one pass (a directory with
@@ -221,35 +323,133 @@ func (p *Pass) reportSkips(views []directory.View, results map[directory.View]di
 
 type cmPlan struct {
 	mapper, name string
-	current      map[string]string
-	exists       bool
-	labelled     bool
-	desired      map[string]string
-	diff         Diff
-	size         int
+	// cur is the ConfigMap as it is (nil if absent); current its data.
+	cur      *corev1.ConfigMap
+	current  map[string]string
+	labelled bool
+	desired  map[string]string
+	diff     Diff
+	// size is the data's size (the API server's 1 MiB limit), stored the
+	// size of the object as it will be stored in etcd.
+	size, stored int
 }
 
 func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result) ([]cmPlan, error) {
 	var out []cmPlan
 	for _, m := range p.cfg.Mappers {
 		c := cmPlan{mapper: m, name: ConfigMapName(m), desired: Render(m, results[dir.For(m)].Identities)}
-		cur, err := p.client.CoreV1().ConfigMaps(p.cfg.Namespace).Get(ctx, c.name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
+		cur, err := p.getConfigMap(ctx, c.name)
+		if err != nil {
 			return nil, fmt.Errorf("get ConfigMap %s/%s (nothing written): %w", p.cfg.Namespace, c.name, err)
-		default:
-			c.exists = true
-			c.current = cur.Data
+		}
+		if cur != nil {
+			c.cur, c.current = cur, cur.Data
 			c.labelled = cur.Labels[identity.ManagedByLabel] == ToolName
 		}
 		c.diff = DiffData(c.current, c.desired)
 		c.size = DataSize(c.desired)
+		c.stored = StoredSize(p.desiredConfigMap(c))
 		p.m.keys.WithLabelValues(c.name).Set(float64(len(c.desired)))
 		p.m.size.WithLabelValues(c.name).Set(float64(c.size))
+		p.m.stored.WithLabelValues(c.name).Set(float64(c.stored))
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// getConfigMap returns a ConfigMap (nil if absent). When the tool wrote or
+// read it before, a metadata-only GET tells whether it changed since; if
+// not, the data kept from then is used instead of downloading up to 1 MiB.
+func (p *Pass) getConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+	if k, ok := p.known[name]; ok {
+		var meta metav1.PartialObjectMetadata
+		err := p.client.CoreV1().RESTClient().Get().Namespace(p.cfg.Namespace).Resource("configmaps").Name(name).
+			SetHeader("Accept", "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1").Do(ctx).Into(&meta)
+		switch {
+		case apierrors.IsNotFound(err):
+			delete(p.known, name)
+			return nil, nil
+		case err != nil:
+			return nil, err
+		case meta.ResourceVersion == k.resourceVersion:
+			return &corev1.ConfigMap{ObjectMeta: meta.ObjectMeta, Data: k.data}, nil
+		}
+	}
+	cur, err := p.client.CoreV1().ConfigMaps(p.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		delete(p.known, name)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.known[name] = knownConfigMap{resourceVersion: cur.ResourceVersion, data: cur.Data}
+	return cur, nil
+}
+
+// knownConfigMap is a ConfigMap's data at a resourceVersion.
+type knownConfigMap struct {
+	resourceVersion string
+	data            map[string]string
+}
+
+// desiredConfigMap is the object the tool writes: the current one's
+// metadata (other labels and annotations kept) with the managed-by label,
+// the desired data, and managedFields reset to one empty entry, which makes
+// the API server store none. Server-side apply would store a managedFields
+// entry listing every key, which at 20,000 users pushes a map that fits the
+// 1 MiB data limit over etcd's request limit; a whole-object update with
+// optimistic concurrency needs no field ownership.
+func (p *Pass) desiredConfigMap(c cmPlan) *corev1.ConfigMap {
+	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: p.cfg.Namespace}}
+	if c.cur != nil {
+		obj.Labels = maps.Clone(c.cur.Labels)
+		obj.Annotations = c.cur.Annotations
+		obj.ResourceVersion = c.cur.ResourceVersion
+		obj.UID = c.cur.UID
+		obj.CreationTimestamp = c.cur.CreationTimestamp
+	}
+	if obj.Labels == nil {
+		obj.Labels = map[string]string{}
+	}
+	obj.Labels[identity.ManagedByLabel] = ToolName
+	obj.ManagedFields = []metav1.ManagedFieldsEntry{{}}
+	obj.Data = c.desired
+	return obj
+}
+
+// dataPatch is the JSON merge patch from cur to the desired data: changed
+// and added keys, removed keys as null, the managed-by label, cur's
+// resourceVersion as a precondition (a conflict if the map changed since),
+// and managedFields reset to one empty entry, so that the stored object
+// carries none (server-side apply would list every key there, and the
+// stored object of a map that fits the 1 MiB data limit would pass etcd's).
+func dataPatch(cur *corev1.ConfigMap, desired map[string]string) []byte {
+	data := map[string]any{}
+	for k, v := range desired {
+		if old, ok := cur.Data[k]; !ok || old != v {
+			data[k] = v
+		}
+	}
+	for k := range cur.Data {
+		if _, ok := desired[k]; !ok {
+			data[k] = nil
+		}
+	}
+	body, _ := json.Marshal(map[string]any{ // strings and nulls always marshal
+		"metadata": map[string]any{
+			"resourceVersion": cur.ResourceVersion,
+			"managedFields":   []map[string]any{{}},
+			"labels":          map[string]string{identity.ManagedByLabel: ToolName},
+		},
+		"data": data,
+	})
+	return body
+}
+
+// configMapRef refers to a ConfigMap for Events, whether or not it exists.
+func (p *Pass) configMapRef(name string) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: p.cfg.Namespace, Name: name}
 }
 
 const logKeysMax = 50
@@ -263,67 +463,57 @@ func firstN(s []string) []string {
 
 func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
 	ref := p.cfg.Namespace + "/" + c.name
-	if c.exists && c.labelled && c.diff.Empty() {
+	if c.cur != nil && c.labelled && c.diff.Empty() && len(c.cur.ManagedFields) == 0 {
 		p.log.Debug("ConfigMap unchanged", zap.String("configMap", ref), zap.Int("keys", len(c.desired)))
 		return nil
 	}
 	fields := []zap.Field{zap.String("configMap", ref), zap.Bool("dryRun", p.cfg.DryRun), zap.Int("keys", len(c.desired)),
 		zap.Int("added", len(c.diff.Added)), zap.Int("removed", len(c.diff.Removed)), zap.Int("changed", len(c.diff.Changed)),
 		zap.Strings("addedKeys", firstN(c.diff.Added)), zap.Strings("removedKeys", firstN(c.diff.Removed)), zap.Strings("changedKeys", firstN(c.diff.Changed)),
-		zap.Int("bytes", c.size)}
+		zap.Int("bytes", c.size), zap.Int("storedBytes", c.stored)}
 	if p.cfg.DryRun {
 		p.printConfigMapDiff(ref, c)
 		p.log.Info("Would update ConfigMap", fields...)
 		return nil
 	}
-	ac := corev1ac.ConfigMap(c.name, p.cfg.Namespace).
-		WithLabels(map[string]string{identity.ManagedByLabel: ToolName}).
-		WithData(c.desired)
-	res, err := p.client.CoreV1().ConfigMaps(p.cfg.Namespace).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: ToolName, Force: true})
-	if err != nil {
-		p.m.writes.WithLabelValues("configmap", "error").Inc()
-		return fmt.Errorf("apply ConfigMap %s: %w", ref, err)
-	}
-	p.m.writes.WithLabelValues("configmap", "success").Inc()
-	// Keys another field manager owns (e.g. written by the original tool
-	// with Update) survive an apply that omits them: remove them.
-	var stale []string
-	for k := range res.Data {
-		if _, ok := c.desired[k]; !ok {
-			stale = append(stale, k)
-		}
-	}
-	if len(stale) > 0 {
-		sort.Strings(stale)
-		if res, err = p.removeKeys(ctx, c.name, stale); err != nil {
+	cms := p.client.CoreV1().ConfigMaps(p.cfg.Namespace)
+	cur := c.cur
+	if cur == nil {
+		// Create it empty with server-side apply (a PATCH, which RBAC can
+		// limit to the map's name; its managedFields list only the label),
+		// then write the data as below.
+		ac := corev1ac.ConfigMap(c.name, p.cfg.Namespace).WithLabels(map[string]string{identity.ManagedByLabel: ToolName})
+		created, err := cms.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: ToolName, Force: true})
+		if err != nil {
 			p.m.writes.WithLabelValues("configmap", "error").Inc()
-			return err
+			return fmt.Errorf("create ConfigMap %s: %w", ref, err)
 		}
 		p.m.writes.WithLabelValues("configmap", "success").Inc()
+		cur = created
 	}
+	var res *corev1.ConfigMap
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		res, err = cms.Patch(ctx, c.name, types.MergePatchType, dataPatch(cur, c.desired), metav1.PatchOptions{FieldManager: ToolName})
+		if apierrors.IsConflict(err) {
+			// Changed by someone since the read: patch the new version.
+			if fresh, gerr := cms.Get(ctx, c.name, metav1.GetOptions{}); gerr == nil {
+				cur = fresh
+			}
+		}
+		return err
+	})
+	if err != nil {
+		p.m.writes.WithLabelValues("configmap", "error").Inc()
+		delete(p.known, c.name)
+		return fmt.Errorf("write ConfigMap %s: %w", ref, err)
+	}
+	p.m.writes.WithLabelValues("configmap", "success").Inc()
+	p.known[c.name] = knownConfigMap{resourceVersion: res.ResourceVersion, data: c.desired}
 	p.log.Info("Updated ConfigMap", fields...)
 	p.rec.Eventf(res, corev1.EventTypeNormal, "Synced", "Synced %d users from LDAP: %d added, %d removed, %d changed",
 		len(c.desired), len(c.diff.Added), len(c.diff.Removed), len(c.diff.Changed))
 	return nil
-}
-
-func (p *Pass) removeKeys(ctx context.Context, name string, keys []string) (*corev1.ConfigMap, error) {
-	null := map[string]any{}
-	for _, k := range keys {
-		null[k] = nil
-	}
-	var res *corev1.ConfigMap
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		body, _ := json.Marshal(map[string]any{"data": null})
-		var err error
-		res, err = p.client.CoreV1().ConfigMaps(p.cfg.Namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ToolName})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("remove %d keys owned by another field manager from ConfigMap %s/%s: %w", len(keys), p.cfg.Namespace, name, err)
-	}
-	p.log.Info("Removed ConfigMap keys owned by another field manager", zap.String("configMap", p.cfg.Namespace+"/"+name), zap.Strings("keys", firstN(keys)))
-	return res, nil
 }
 
 func (p *Pass) printConfigMapDiff(ref string, c cmPlan) {
@@ -345,7 +535,7 @@ type annotationPlan struct {
 	before           map[string]map[string]string
 }
 
-func (p *Pass) planAnnotations(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result) (*annotationPlan, error) {
+func (p *Pass) planAnnotations(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result, collisions map[string][]string) (*annotationPlan, error) {
 	b, g, n := dir.AnnotationViews()
 	ids := directory.AnnotationIdentities(results[b], results[g], results[n])
 	namespaces := map[string]map[string]string{}
@@ -367,12 +557,12 @@ func (p *Pass) planAnnotations(ctx context.Context, dir *directory.Config, resul
 		}
 		opts.Continue = list.Continue
 	}
-	plan := &annotationPlan{changes: PlanAnnotations(p.cfg.UserPrefix, namespaces, ids), before: namespaces}
+	plan := &annotationPlan{changes: PlanAnnotations(p.cfg.UserPrefix, namespaces, ids, collisions), before: namespaces}
 	for name, a := range namespaces {
-		if !strings.HasPrefix(name, p.cfg.UserPrefix) {
-			continue
+		if _, ok := collisions[name]; ok || !strings.HasPrefix(name, p.cfg.UserPrefix) {
+			continue // a colliding namespace is left as it is, and not counted
 		}
-		if _, ok := a[identity.UserAnnotation]; ok {
+		if _, ok := a[identity.UIDAnnotation]; ok {
 			plan.current++
 		}
 		if _, ok := ids[name]; ok {
@@ -390,8 +580,7 @@ func (p *Pass) writeAnnotations(ctx context.Context, plan *annotationPlan) error
 				p.log.Info("Would remove identity annotations", zap.String("namespace", c.Namespace), zap.String("user", c.User), zap.Bool("dryRun", true))
 				continue
 			}
-			keys := identity.IdentityAnnotations()
-			for _, k := range keys {
+			for _, k := range OwnedAnnotations() {
 				if old, ok := plan.before[c.Namespace][k]; !ok || old != c.Set[k] {
 					fmt.Fprintf(p.out, "~ Namespace %s: %s=%q (was %q)\n", c.Namespace, k, c.Set[k], old)
 				}
@@ -447,7 +636,7 @@ func (p *Pass) applyAnnotation(ctx context.Context, c AnnotationChange) error {
 	nsClient := p.client.CoreV1().Namespaces()
 	if c.Remove {
 		null := map[string]any{}
-		for _, k := range identity.IdentityAnnotations() {
+		for _, k := range OwnedAnnotations() {
 			null[k] = nil
 		}
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": null}})

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 )
@@ -112,6 +114,8 @@ type Guard struct {
 	MaxDropFraction            float64
 	AllowEmpty, AllowLargeDrop bool
 	MaxBytes                   int
+	// MaxStoredBytes bounds the stored object; 0 means MaxStoredBytes.
+	MaxStoredBytes int
 }
 
 // CheckCount refuses an output whose desired user count is zero, or lower
@@ -136,13 +140,63 @@ func (g Guard) CheckCount(output string, current, desired int) error {
 	return nil
 }
 
-// CheckSize refuses data over MaxBytes.
-func (g Guard) CheckSize(output string, size int) error {
+// CheckSize refuses a ConfigMap whose data is over MaxBytes (the API
+// server's 1 MiB limit, or less) or whose stored object is over
+// MaxStoredBytes (etcd's request limit, less its overhead).
+func (g Guard) CheckSize(output string, size, stored int) error {
 	if size > g.MaxBytes {
 		return &RefusedError{Output: output, Reason: RefusedSize,
 			Detail: fmt.Sprintf("data is %d bytes, over the limit of %d; use --namespace-annotations, which has no size limit, and disable this mapper", size, g.MaxBytes)}
 	}
+	if limit := g.maxStored(); stored > limit {
+		return &RefusedError{Output: output, Reason: RefusedSize,
+			Detail: fmt.Sprintf("the stored object is %d bytes, over etcd's limit of %d; use --namespace-annotations, which has no size limit, and disable this mapper", stored, limit)}
+	}
 	return nil
+}
+
+func (g Guard) maxStored() int {
+	if g.MaxStoredBytes > 0 {
+		return g.MaxStoredBytes
+	}
+	return MaxStoredBytes
+}
+
+// MaxStoredBytes is what an object may take in etcd: etcd's default
+// --max-request-bytes (1.5 MiB) less room for the request's own framing.
+const MaxStoredBytes = 1572864 - 8192
+
+// storedOverhead covers what the API server adds to the object it stores
+// (uid, creation time, resourceVersion, the type wrapper).
+const storedOverhead = 256
+
+// StoredSize is the size of cm as the API server stores it in etcd (its
+// protobuf encoding, managedFields included) plus what the server adds.
+func StoredSize(cm *corev1.ConfigMap) int {
+	c := cm
+	if len(cm.ManagedFields) == 1 && cm.ManagedFields[0].Manager == "" && cm.ManagedFields[0].FieldsV1 == nil {
+		c = cm.DeepCopy()
+		c.ManagedFields = nil // the reset entry: nothing is stored
+	}
+	return c.Size() + storedOverhead
+}
+
+// OwnedAnnotations are the namespace annotations this tool writes and
+// removes. The owner annotation (kubehpc.io/user) is not among them: it is
+// namespace-bootstrap's, written once at creation with the login name, and
+// this tool never writes, changes or removes it.
+func OwnedAnnotations() []string {
+	return []string{identity.UIDAnnotation, identity.GIDAnnotation, identity.GIDsAnnotation, identity.GroupsAnnotation, identity.HomeAnnotation}
+}
+
+// desiredAnnotations are the owned annotations of an identity.
+func desiredAnnotations(id directory.Identity) map[string]string {
+	all := directory.Annotations(id)
+	out := make(map[string]string, len(all))
+	for _, k := range OwnedAnnotations() {
+		out[k] = all[k]
+	}
+	return out
 }
 
 // AnnotationChange is what to do to one namespace.
@@ -151,7 +205,8 @@ type AnnotationChange struct {
 	// Set are the annotations to apply; nil with Remove means remove them.
 	Set    map[string]string
 	Remove bool
-	// User is the user the namespace belonged to (for removal logs).
+	// User is the LDAP user the identity comes from, or (for a removal) the
+	// namespace's owner annotation, for logs.
 	User string
 }
 
@@ -159,9 +214,11 @@ type AnnotationChange struct {
 // (name -> annotations) with the identities (keyed by namespace name) and
 // returns the changes: set where missing or different, remove where the
 // namespace carries identity annotations but its user is not in LDAP. Only
-// namespaces starting with prefix are considered; none is ever created.
-func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids map[string]directory.Identity) []AnnotationChange {
-	owned := identity.IdentityAnnotations()
+// namespaces starting with prefix are considered; none is ever created. A
+// namespace in collisions (several LDAP entries map to it) is left exactly
+// as it is: the sync cannot tell whose it is.
+func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids map[string]directory.Identity, collisions map[string][]string) []AnnotationChange {
+	owned := OwnedAnnotations()
 	var out []AnnotationChange
 	names := slices.Sorted(maps.Keys(namespaces))
 	for _, ns := range names {
@@ -169,8 +226,11 @@ func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids
 		if len(ns) <= len(prefix) || ns[:len(prefix)] != prefix {
 			continue
 		}
+		if _, ok := collisions[ns]; ok {
+			continue
+		}
 		if id, ok := ids[ns]; ok {
-			want := directory.Annotations(id)
+			want := desiredAnnotations(id)
 			for _, k := range owned {
 				if v, ok := cur[k]; !ok || v != want[k] {
 					out = append(out, AnnotationChange{Namespace: ns, Set: want, User: id.User})

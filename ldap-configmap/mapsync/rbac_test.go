@@ -92,8 +92,8 @@ func TestRBAC(t *testing.T) {
 	if got := nsAnnotations(t, "rb-alice")["kubehpc.io/uid"]; got != "10001" {
 		t.Errorf("rb-alice uid annotation = %q, want 10001", got)
 	}
-	if got := nsAnnotations(t, "rb-gone"); len(got) != 0 {
-		t.Errorf("rb-gone annotations = %v, want none", got)
+	if got := nsAnnotations(t, "rb-gone"); len(got) != 1 || got["kubehpc.io/user"] == "" {
+		t.Errorf("rb-gone annotations = %v, want only the owner (never ours to remove)", got)
 	}
 	// The Events were written with these permissions (the recorder is asynchronous).
 	for _, want := range []struct{ namespace, object, reason string }{

@@ -3,15 +3,20 @@ package mapsync
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
 
 	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/app"
@@ -62,8 +67,8 @@ func TestMappersAndSchemes(t *testing.T) {
 			h := newHarness(t, c)
 			h.mustRun(t)
 			diffMaps(t, readMaps(t, c.Namespace), tt.want)
-			if got := h.counter.Total("PATCH"); got != len(directory.Mappers) {
-				t.Errorf("first pass PATCH requests = %d (%s), want %d (one apply per mapper)", got, h.counter, len(directory.Mappers))
+			if got := h.counter.Total("PATCH"); got != 2*len(directory.Mappers) {
+				t.Errorf("first pass PATCH requests = %d (%s), want %d (per mapper: an apply creating it empty, a merge patch of its data)", got, h.counter, 2*len(directory.Mappers))
 			}
 		})
 	}
@@ -94,9 +99,11 @@ func TestPerMapperFilters(t *testing.T) {
 	if got["user-gids-map"]["user-carol"] != want["user-gids-map"]["user-carol"] {
 		t.Errorf("user-gids-map[user-carol] = %s, want every GID", got["user-gids-map"]["user-carol"])
 	}
-	// Two group filters: one search each, plus one user search.
-	if got := h.pass.LastLDAPRequests.Load(); got != 3 {
-		t.Errorf("LDAP requests = %d, want 3 (users, all groups, filtered groups)", got)
+	// Two group filters: one search each, plus one user search (pages of 2:
+	// 3 pages of users, 7 pages of 14 groups, 1 of the 2 filtered groups),
+	// plus 2 for the change marker.
+	if got := h.pass.LastLDAPRequests.Load(); got != 13 {
+		t.Errorf("LDAP requests = %d, want 13 (marker 2, users 3, all groups 7, filtered groups 1)", got)
 	}
 }
 
@@ -184,9 +191,10 @@ func TestPagingManyPages(t *testing.T) {
 	if got := maps["user-gids-map"]["user-user01299"]; !strings.HasPrefix(got, `["101299",`) || strings.Count(got, ",") != 4 {
 		t.Errorf("user-gids-map[user-user01299] = %s, want the primary GID and 4 project GIDs", got)
 	}
-	// 13 pages of users plus 1 of groups.
-	if got := h.pass.LastLDAPRequests.Load(); got != 14 {
-		t.Errorf("LDAP requests = %d, want 14 (13 user pages, 1 group page)", got)
+	// The change marker (root DSE, the naming context), 13 pages of users
+	// plus 1 of groups.
+	if got := h.pass.LastLDAPRequests.Load(); got != 16 {
+		t.Errorf("LDAP requests = %d, want 16 (2 for the change marker, 13 user pages, 1 group page)", got)
 	}
 
 	// Without paging the server's size limit fails the search: nothing written.
@@ -278,15 +286,28 @@ func TestNoWritesWhenUnchanged(t *testing.T) {
 	userNamespaces(t, "nw-alice", "nw-carol")
 	h := newHarness(t, c)
 	h.mustRun(t)
-	if got := h.counter.Total("PATCH"); got != len(directory.Mappers)+2 {
-		t.Errorf("first pass PATCH = %d (%s), want %d", got, h.counter, len(directory.Mappers)+2)
+	// Each map: an apply creating it empty, a merge patch of its data.
+	if got := h.counter.Total("PATCH"); got != 2*len(directory.Mappers)+2 {
+		t.Errorf("first pass PATCH = %d (%s), want %d", got, h.counter, 2*len(directory.Mappers)+2)
 	}
-	h.mustRun(t)
-	if h.counter.Writes() != 0 {
-		t.Errorf("second pass writes = %s, want none", h.counter)
+	for range 2 {
+		h.mustRun(t)
+		if h.counter.Writes() != 0 {
+			t.Errorf("pass with nothing changed: writes = %s, want none", h.counter)
+		}
+		if got := h.counter.Total("GET"); got != len(directory.Mappers)+1 {
+			t.Errorf("pass with nothing changed: GETs = %d (%s), want %d (a metadata GET per ConfigMap, one namespace list)", got, h.counter, len(directory.Mappers)+1)
+		}
 	}
-	if got := h.counter.Total("GET"); got != len(directory.Mappers)+1 {
-		t.Errorf("second pass GETs = %d (%s), want %d (one per ConfigMap, one namespace list)", got, h.counter, len(directory.Mappers)+1)
+	// The stored maps carry no managedFields (see dataPatch).
+	for name := range readMaps(t, c.Namespace) {
+		cm, err := env.Kube.Client.CoreV1().ConfigMaps(c.Namespace).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cm.ManagedFields) != 0 {
+			t.Errorf("%s managedFields = %v, want none", name, cm.ManagedFields)
+		}
 	}
 }
 
@@ -297,7 +318,7 @@ func TestDryRun(t *testing.T) {
 	c.DryRun = true
 	c.NamespaceAnnotations, c.UserPrefix = true, "dr-"
 	userNamespaces(t, "dr-alice")
-	createNamespace(t, "dr-gone", map[string]string{"kubehpc.io/user": "gone"})
+	createNamespace(t, "dr-gone", map[string]string{"kubehpc.io/user": "gone", "kubehpc.io/uid": "10999"})
 	h := newHarness(t, c)
 	h.mustRun(t)
 	if h.counter.Writes() != 0 {
@@ -316,30 +337,102 @@ func TestDryRun(t *testing.T) {
 	if got := nsAnnotations(t, "dr-alice"); len(got) != 0 {
 		t.Errorf("dry-run annotated dr-alice: %v", got)
 	}
-	if got := nsAnnotations(t, "dr-gone"); len(got) != 1 {
+	if got := nsAnnotations(t, "dr-gone"); len(got) != 2 {
 		t.Errorf("dry-run removed dr-gone's annotations: %v", got)
 	}
 }
 
-// TestSizeGuard proves a map over the size limit is refused before the API
-// server sees it, with its size in the metric.
+// TestSizeGuard proves each map is guarded on its own before any write:
+// the maps over the limit are refused (error, Warning Event, metrics) and
+// the maps that fit are written, from the same LDAP read.
 func TestSizeGuard(t *testing.T) {
 	c := testConfig(t, env.LDAP)
 	c.MaxConfigMapBytes = 200
 	h := newHarness(t, c)
 	err := h.run(t)
-	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "user-groups-map") {
-		t.Fatalf("RunOnce() = %v, want a size refusal naming user-groups-map", err)
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "user-groups-map") || !strings.Contains(err.Error(), "user-gids-map") {
+		t.Fatalf("RunOnce() = %v, want size refusals naming user-groups-map and user-gids-map", err)
 	}
-	if h.counter.Writes() != 0 {
-		t.Errorf("writes = %s, want none", h.counter)
+	got := readMaps(t, c.Namespace)
+	want := seedMemberUID()
+	for _, name := range []string{"user-uid-map", "user-gid-map", "user-home-map"} {
+		if d := cmp.Diff(want[name], got[name]); d != "" {
+			t.Errorf("%s (fits) (-want +got):\n%s", name, d)
+		}
 	}
-	if got := testutil.ToFloat64(h.pass.m.size.WithLabelValues("user-groups-map")); got <= 200 {
-		t.Errorf("size_bytes{user-groups-map} = %v, want > 200", got)
+	for _, name := range []string{"user-gids-map", "user-groups-map", "user-all-groups-map"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("%s (over the limit) was written", name)
+		}
+		if got := testutil.ToFloat64(h.pass.m.size.WithLabelValues(name)); got <= 200 {
+			t.Errorf("size_bytes{%s} = %v, want > 200", name, got)
+		}
 	}
-	if got := testutil.ToFloat64(h.pass.m.refused.WithLabelValues(RefusedSize)); got < 1 {
-		t.Errorf("refused_total{size} = %v, want >= 1", got)
+	if got := testutil.ToFloat64(h.pass.m.refused.WithLabelValues(RefusedSize)); got != 3 {
+		t.Errorf("refused_total{size} = %v, want 3", got)
 	}
+	var tooLarge int
+	for len(h.rec.Events) > 0 {
+		if e := <-h.rec.Events; strings.HasPrefix(e, "Warning TooLarge Not updated: refused to write ConfigMap user-") {
+			tooLarge++
+		}
+	}
+	if tooLarge != 3 {
+		t.Errorf("TooLarge Warning Events = %d, want 3", tooLarge)
+	}
+}
+
+// TestStoredSizeAtScale writes a map whose data (about 0.9 MiB in 32,000
+// keys) fits the API server's 1 MiB limit but whose stored object would not
+// fit etcd's request limit with server-side apply's managedFields listing
+// every key (issue 16): the write path stores no managedFields, so it is
+// written, and the stored size the guard measured matches the object read
+// back.
+func TestStoredSizeAtScale(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(t, "big-", nil)
+	c := NewConfig()
+	c.Namespace = ns
+	p := &Pass{cfg: c, client: env.Kube.Client, known: map[string]knownConfigMap{}, m: newMetrics(prometheus.NewRegistry()), log: zaptest.NewLogger(t), rec: record.NewFakeRecorder(100)}
+	desired := map[string]string{}
+	for i := range 32000 {
+		desired[fmt.Sprintf("user-u%06d", i)] = fmt.Sprintf(`["%d","20001"]`, 100000+i)
+	}
+	plan := cmPlan{mapper: "user-gids", name: "user-gids-map", desired: desired, size: DataSize(desired)}
+	plan.stored = StoredSize(p.desiredConfigMap(plan))
+	if plan.size > MaxConfigMapBytes || plan.size < 800000 {
+		t.Fatalf("test data is %d bytes, want 0.8-1 MiB", plan.size)
+	}
+	if err := p.writeConfigMap(ctx, plan); err != nil {
+		t.Fatalf("writeConfigMap(%d bytes of data) = %v", plan.size, err)
+	}
+	cm, err := env.Kube.Client.CoreV1().ConfigMaps(ns).Get(ctx, "user-gids-map", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cm.Data) != 32000 || len(cm.ManagedFields) != 0 {
+		t.Errorf("stored map: %d keys, managedFields %d entries; want 32000 keys and none", len(cm.Data), len(cm.ManagedFields))
+	}
+	if got := cm.Size(); got > plan.stored || plan.stored-got > 512 {
+		t.Errorf("stored object is %d bytes, the guard measured %d: want the measure at most 512 bytes above", got, plan.stored)
+	}
+	// With server-side apply's managedFields the same object is over etcd's limit.
+	withApply := cm.DeepCopy()
+	withApply.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: ToolName, Operation: metav1.ManagedFieldsOperationApply,
+		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: fieldsFor(desired)}}}
+	if got := StoredSize(withApply); got <= MaxStoredBytes {
+		t.Errorf("StoredSize with an apply's managedFields = %d, want over %d (the guard counts managedFields)", got, MaxStoredBytes)
+	}
+}
+
+// fieldsFor is the managedFields FieldsV1 an apply of data records.
+func fieldsFor(data map[string]string) []byte {
+	f := map[string]any{}
+	for k := range data {
+		f["f:"+k] = map[string]any{}
+	}
+	b, _ := json.Marshal(map[string]any{"f:data": f})
+	return b
 }
 
 func mustRead(t *testing.T, path string) string {

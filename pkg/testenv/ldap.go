@@ -34,8 +34,16 @@ type SlapdOptions struct {
 	// hold the suffix entry.
 	LDIF []byte
 	// SizeLimit is the server's size limit for unpaged searches (AD caps at
-	// 1000); paged searches pass it. Default 500.
+	// 1000); paged searches pass it. Default 500. The root DN is exempt:
+	// bind as the Reader to be held to it.
 	SizeLimit int
+	// Reader adds cn=reader,<suffix>, a plain entry with a password and
+	// read access (Slapd.ReaderDN, ReaderPassword): unlike the root DN it is
+	// held to SizeLimit, so a client must page to read more entries.
+	Reader bool
+	// SyncProv loads the syncprov overlay, which keeps contextCSN on the
+	// suffix entry (OpenLDAP's "anything changed?" marker).
+	SyncProv bool
 }
 
 // Slapd is a running OpenLDAP server with plain, StartTLS and ldaps listeners.
@@ -49,6 +57,8 @@ type Slapd struct {
 	Suffix   string
 	BindDN   string
 	Password string
+	// ReaderDN and ReaderPassword are set with SlapdOptions.Reader.
+	ReaderDN, ReaderPassword string
 	// StartupTime covers config, bulk load and start.
 	StartupTime time.Duration
 
@@ -63,6 +73,9 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+{{- if .SyncProv}}
+moduleload syncprov
+{{- end}}
 pidfile {{.Dir}}/slapd.pid
 argsfile {{.Dir}}/slapd.args
 loglevel none
@@ -85,6 +98,9 @@ memberof-group-oc groupOfNames
 memberof-member-ad member
 memberof-memberof-ad memberOf
 memberof-refint TRUE
+{{- if .SyncProv}}
+overlay syncprov
+{{- end}}
 access to attrs=userPassword by self write by anonymous auth by * none
 access to * by * read
 `
@@ -136,7 +152,7 @@ func StartSlapd(ctx context.Context, o SlapdOptions) (*Slapd, error) {
 	var conf bytes.Buffer
 	err = template.Must(template.New("slapd.conf").Parse(slapdConf)).Execute(&conf, map[string]any{
 		"Dir": s.Dir, "CAFile": caFile, "CertFile": certFile, "KeyFile": keyFile, "SizeLimit": sizeLimit,
-		"Suffix": s.Suffix, "BindDN": s.BindDN, "Password": s.Password,
+		"Suffix": s.Suffix, "BindDN": s.BindDN, "Password": s.Password, "SyncProv": o.SyncProv,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render slapd.conf: %w", err)
@@ -153,7 +169,11 @@ func StartSlapd(ctx context.Context, o SlapdOptions) (*Slapd, error) {
 	if err := os.WriteFile(ldifPath, ldif, 0o600); err != nil {
 		return nil, fmt.Errorf("write LDIF: %w", err)
 	}
-	if out, err := exec.CommandContext(ctx, slapadd, "-q", "-f", confPath, "-l", ldifPath).CombinedOutput(); err != nil {
+	addArgs := []string{"-q", "-f", confPath, "-l", ldifPath}
+	if o.SyncProv {
+		addArgs = append(addArgs, "-w") // write contextCSN after the load
+	}
+	if out, err := exec.CommandContext(ctx, slapadd, addArgs...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("slapadd -q: %w: %s", err, tail(string(out), 2000))
 	}
 	ports, err := freePorts(2)
@@ -169,6 +189,14 @@ func StartSlapd(ctx context.Context, o SlapdOptions) (*Slapd, error) {
 	}
 	if err := s.proc.waitFor(ctx, 30*time.Second, s.rootDSE); err != nil {
 		return nil, err
+	}
+	if o.Reader {
+		s.ReaderDN, s.ReaderPassword = "cn=reader,"+s.Suffix, randomToken()
+		err := s.Modify(ctx, fmt.Sprintf("dn: %s\nchangetype: add\nobjectClass: organizationalRole\nobjectClass: simpleSecurityObject\ncn: reader\nuserPassword: %s\n",
+			s.ReaderDN, s.ReaderPassword))
+		if err != nil {
+			return nil, fmt.Errorf("add the reader entry: %w", err)
+		}
 	}
 	s.StartupTime = time.Since(start)
 	ok = true

@@ -57,6 +57,9 @@
 - {{ print "--allow-large-drop=" .Values.safety.allowLargeDrop | quote }}
 - {{ print "--max-configmap-bytes=" (int .Values.safety.maxConfigMapBytes) | quote }}
 - {{ print "--workers=" .Values.workers | quote }}
+- {{ print "--kube-api-qps=" .Values.kubeApi.qps | quote }}
+- {{ print "--kube-api-burst=" .Values.kubeApi.burst | quote }}
+- {{ print "--full-resync-interval=" .Values.fullResyncInterval | quote }}
 {{- end -}}
 
 {{- define "ldap-configmap.env" -}}
@@ -95,4 +98,11 @@
       - key: {{ .Values.ldap.bindPassword.key }}
         path: {{ .Values.ldap.bindPassword.key }}
 {{- end }}
+{{- end -}}
+
+{{/* A list of strings as CEL string literals, comma-separated. */}}
+{{- define "ldap-configmap.celList" -}}
+{{- $out := list -}}
+{{- range . }}{{ $out = append $out (printf "'%s'" .) }}{{ end -}}
+{{- join ", " $out -}}
 {{- end -}}

@@ -1,0 +1,432 @@
+package directory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Change tracking modes: how a later read finds what changed since the last.
+const (
+	// TrackNone: the server offers no change attribute; every read is full.
+	TrackNone = "none"
+	// TrackCSN: OpenLDAP's entryCSN (and contextCSN on the naming context,
+	// kept by the syncprov overlay, as a cheap "anything changed?" check).
+	TrackCSN = "entryCSN"
+	// TrackUSN: Active Directory's uSNChanged (and the root DSE's
+	// highestCommittedUSN as the cheap check).
+	TrackUSN = "uSNChanged"
+	// TrackTimestamp: modifyTimestamp (RFC 4512), one-second resolution.
+	TrackTimestamp = "modifyTimestamp"
+)
+
+// Cache keeps the entries of the last read between passes, so that a later
+// read fetches only the entries changed since (SSSD's approach): a search
+// for the tracking attribute at or above the highest value seen, plus a
+// DN-only search (attributes "1.1") per filter that finds deletions and
+// renames. The zero value is empty; the first read through it is full.
+type Cache struct {
+	key    string
+	mode   string
+	marker string // the server-wide change marker of the last read ("" if none)
+	since  string // the highest tracking value seen
+	users  map[string]map[string]User
+	groups map[string]map[string]Group
+	snap   *Snapshot
+	fullAt time.Time
+}
+
+// Mode returns the tracking mode chosen at the last full read ("" before one).
+func (c *Cache) Mode() string { return c.mode }
+
+// ReadOptions control a cached read.
+type ReadOptions struct {
+	// Now is the current time (an injected clock's).
+	Now time.Time
+	// FullEvery forces a full read when the last one is at least this old;
+	// 0 means every read is full.
+	FullEvery time.Duration
+}
+
+// ReadStats describe one cached read.
+type ReadStats struct {
+	// Full is set when every entry was read; Reason says why.
+	Full   bool
+	Reason string
+	// Unchanged is set when the server's change marker had not moved: no
+	// entry was read and the snapshot is the previous one.
+	Unchanged bool
+	// Mode is the tracking mode in use after the read.
+	Mode string
+	// Changed and Deleted count entries re-read and dropped by an
+	// incremental read.
+	Changed, Deleted int
+}
+
+// Reasons for a full read.
+const (
+	FullFirst     = "first read"
+	FullConfig    = "configuration changed"
+	FullNoMarkers = "the server offers no change tracking"
+	FullInterval  = "full resync interval"
+	FullDisabled  = "incremental reads disabled"
+	FullUnknown   = "entries appeared that the change search did not return"
+	// FullReferences: the overlays that rewrite references to a deleted or
+	// renamed entry (refint, memberof) leave no change marker on the
+	// entries they rewrite, so with DN references a deletion is read in full.
+	FullReferences = "entries were deleted or renamed and other entries refer to them by DN"
+	// FullMemberOf: a user's memberOf changes with the group (a back-link),
+	// without a change marker on the user.
+	FullMemberOf = "groups changed and users' memberOf follows them without a change marker"
+)
+
+// needFull is an incremental read that cannot be completed.
+type needFull struct{ reason string }
+
+func (e *needFull) Error() string { return "incremental read needs a full read: " + e.reason }
+func (e *needFull) Unwrap() error { return errNeedFull }
+
+var errNeedFull = errors.New("incremental read needs a full read")
+
+// key fingerprints what a read depends on; a change forces a full read.
+func (c *Config) cacheKey(views []View) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%v|%v|%+v|%+v|%v", c.URL, c.BindDN, c.UserBaseDN, c.GroupBaseDN, c.Scheme, c.Nested, c.UserAttrs, c.GroupAttrs, c.Paged)
+	for _, v := range views {
+		b.WriteString("|" + v.UserFilter + "|" + v.GroupFilter)
+	}
+	return b.String()
+}
+
+// changeMarker reads the server's cheap "anything changed?" marker: Active
+// Directory's highestCommittedUSN on the root DSE, or OpenLDAP's contextCSN
+// on the naming contexts holding the user and group bases (syncprov). ad
+// reports an Active Directory root DSE. marker is "" when there is none.
+func (s *Session) changeMarker(ctx context.Context) (marker string, ad bool, err error) {
+	var contexts []string
+	err = s.search(ctx, "", ldap.ScopeBaseObject, "(objectClass=*)", []string{"highestCommittedUSN", "namingContexts"}, nil, func(e *ldap.Entry) {
+		if v := first(e, "highestCommittedUSN"); v != "" {
+			marker, ad = "usn:"+v, true
+		}
+		contexts = e.GetEqualFoldAttributeValues("namingContexts")
+	})
+	if err != nil || ad {
+		return marker, ad, err
+	}
+	var csns []string
+	seen := map[string]bool{}
+	for _, base := range []string{s.cfg.UserBaseDN, s.cfg.GroupBaseDN} {
+		nc := namingContextOf(contexts, base)
+		if nc == "" || seen[nc] {
+			continue
+		}
+		seen[nc] = true
+		found := false
+		err := s.search(ctx, nc, ldap.ScopeBaseObject, "(objectClass=*)", []string{"contextCSN"}, nil, func(e *ldap.Entry) {
+			v := e.GetEqualFoldAttributeValues("contextCSN")
+			found = len(v) > 0
+			csns = append(csns, v...)
+		})
+		if err != nil {
+			return "", false, err
+		}
+		if !found {
+			return "", false, nil // one base without a marker: no cheap check
+		}
+	}
+	if len(csns) == 0 {
+		return "", false, nil
+	}
+	slices.Sort(csns)
+	return "csn:" + strings.Join(csns, ","), false, nil
+}
+
+// namingContextOf returns the naming context that base is in ("" if none).
+func namingContextOf(contexts []string, base string) string {
+	b, ok := normDN(base)
+	if !ok {
+		return ""
+	}
+	best := ""
+	for _, c := range contexts {
+		n, ok := normDN(c)
+		if !ok || n == "" {
+			continue
+		}
+		if (b == n || strings.HasSuffix(b, ","+n)) && len(c) > len(best) {
+			best = c
+		}
+	}
+	return best
+}
+
+// trackAttrs are the operational attributes read with every entry to find
+// the tracking mode and its highest value.
+func trackAttrs(ad bool) []string {
+	if ad {
+		return []string{TrackUSN}
+	}
+	return []string{TrackCSN, TrackTimestamp}
+}
+
+// tracker finds the mode every entry supports and the highest value of it.
+type tracker struct {
+	attrs   []string
+	counts  map[string]int
+	max     map[string]string
+	entries int
+}
+
+func newTracker(ad bool) *tracker {
+	return &tracker{attrs: trackAttrs(ad), counts: map[string]int{}, max: map[string]string{}}
+}
+
+func (t *tracker) see(e *ldap.Entry) {
+	t.entries++
+	for _, a := range t.attrs {
+		v := first(e, a)
+		if v == "" {
+			continue
+		}
+		t.counts[a]++
+		if later(a, v, t.max[a]) {
+			t.max[a] = v
+		}
+	}
+}
+
+// later reports whether tracking value a is after b ("" is before all).
+func later(mode, a, b string) bool {
+	if b == "" {
+		return a != ""
+	}
+	if mode == TrackUSN {
+		x, errA := strconv.ParseUint(a, 10, 64)
+		y, errB := strconv.ParseUint(b, 10, 64)
+		if errA == nil && errB == nil {
+			return x > y
+		}
+	}
+	return a > b
+}
+
+// mode picks the first tracking attribute every entry carries.
+func (t *tracker) mode() (string, string) {
+	if t.entries == 0 {
+		return TrackNone, ""
+	}
+	for _, a := range t.attrs {
+		if t.counts[a] == t.entries {
+			return a, t.max[a]
+		}
+	}
+	return TrackNone, ""
+}
+
+// ReadCached reads views through cache: a full read the first time, when the
+// configuration changed, when the server offers no change tracking or when
+// the last full read is FullEvery old; otherwise nothing when the server's
+// change marker has not moved, or only the changed entries plus a DN-only
+// search per filter for deletions and renames. The snapshot it returns is
+// shared with the cache: do not modify it.
+func (s *Session) ReadCached(ctx context.Context, views []View, cache *Cache, o ReadOptions) (*Snapshot, ReadStats, error) {
+	key := s.cfg.cacheKey(views)
+	marker, ad, err := s.changeMarker(ctx)
+	if err != nil {
+		return nil, ReadStats{}, err
+	}
+	var reason string
+	switch {
+	case cache.snap == nil:
+		reason = FullFirst
+	case cache.key != key:
+		reason = FullConfig
+	case o.FullEvery <= 0:
+		reason = FullDisabled
+	case cache.mode == TrackNone:
+		reason = FullNoMarkers
+	case o.Now.Sub(cache.fullAt) >= o.FullEvery:
+		reason = FullInterval
+	}
+	if reason == "" {
+		if marker != "" && marker == cache.marker {
+			return cache.snap, ReadStats{Unchanged: true, Mode: cache.mode}, nil
+		}
+		st, err := s.readChanges(ctx, views, cache)
+		if err == nil {
+			cache.marker = marker
+			return cache.snap, st, nil
+		}
+		var nf *needFull
+		if !errors.As(err, &nf) {
+			return nil, ReadStats{}, err
+		}
+		reason = nf.reason
+	}
+	t := newTracker(ad)
+	c := &Cache{key: key, marker: marker, users: map[string]map[string]User{}, groups: map[string]map[string]Group{}, fullAt: o.Now}
+	for _, v := range views {
+		if _, ok := c.users[v.UserFilter]; !ok {
+			m := map[string]User{}
+			if err := s.users(ctx, v.UserFilter, t.attrs, func(u User, e *ldap.Entry) { m[cacheKeyOf(u.DN)] = u; t.see(e) }); err != nil {
+				return nil, ReadStats{}, err
+			}
+			c.users[v.UserFilter] = m
+		}
+		if _, ok := c.groups[v.GroupFilter]; !ok {
+			m := map[string]Group{}
+			if err := s.groups(ctx, v.GroupFilter, t.attrs, func(g Group, e *ldap.Entry) { m[cacheKeyOf(g.DN)] = g; t.see(e) }); err != nil {
+				return nil, ReadStats{}, err
+			}
+			c.groups[v.GroupFilter] = m
+		}
+	}
+	c.mode, c.since = t.mode()
+	c.build()
+	*cache = *c
+	return c.snap, ReadStats{Full: true, Reason: reason, Mode: c.mode}, nil
+}
+
+// readChanges applies the entries changed since cache.since and the
+// deletions to the cache.
+func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (ReadStats, error) {
+	st := ReadStats{Mode: cache.mode}
+	t := newTracker(cache.mode == TrackUSN)
+	t.attrs = []string{cache.mode}
+	changed := fmt.Sprintf("(%s>=%s)", cache.mode, ldap.EscapeFilter(cache.since))
+	groupsChanged := 0
+	// Work on copies, so that a failed read leaves the cache as it was.
+	users := map[string]map[string]User{}
+	groups := map[string]map[string]Group{}
+	for _, v := range views {
+		if _, ok := users[v.UserFilter]; !ok {
+			m := cloneMap(cache.users[v.UserFilter])
+			err := s.users(ctx, "(&"+v.UserFilter+changed+")", t.attrs, func(u User, e *ldap.Entry) {
+				m[cacheKeyOf(u.DN)] = u
+				t.see(e)
+				if first(e, cache.mode) != cache.since { // not the boundary entry seen last time
+					st.Changed++
+				}
+			})
+			if err != nil {
+				return st, err
+			}
+			live, err := s.liveKeys(ctx, s.cfg.UserBaseDN, v.UserFilter)
+			if err != nil {
+				return st, err
+			}
+			n, err := prune(m, live)
+			if err != nil {
+				return st, err
+			}
+			st.Deleted += n
+			users[v.UserFilter] = m
+		}
+		if _, ok := groups[v.GroupFilter]; !ok {
+			m := cloneMap(cache.groups[v.GroupFilter])
+			err := s.groups(ctx, "(&"+v.GroupFilter+changed+")", t.attrs, func(g Group, e *ldap.Entry) {
+				m[cacheKeyOf(g.DN)] = g
+				t.see(e)
+				if first(e, cache.mode) != cache.since {
+					st.Changed++
+					groupsChanged++
+				}
+			})
+			if err != nil {
+				return st, err
+			}
+			live, err := s.liveKeys(ctx, s.cfg.GroupBaseDN, v.GroupFilter)
+			if err != nil {
+				return st, err
+			}
+			n, err := prune(m, live)
+			if err != nil {
+				return st, err
+			}
+			st.Deleted += n
+			groups[v.GroupFilter] = m
+		}
+	}
+	switch {
+	case st.Deleted > 0 && s.cfg.Scheme != SchemeMemberUID:
+		return st, &needFull{FullReferences}
+	case groupsChanged > 0 && s.cfg.Scheme == SchemeMemberOf:
+		return st, &needFull{FullMemberOf}
+	}
+	if m := t.max[cache.mode]; later(cache.mode, m, cache.since) {
+		cache.since = m
+	}
+	cache.users, cache.groups = users, groups
+	cache.build()
+	return st, nil
+}
+
+// liveKeys runs a DN-only search (attributes "1.1") of filter and returns
+// the keys of the entries it matches now.
+func (s *Session) liveKeys(ctx context.Context, base, filter string) (map[string]bool, error) {
+	keep := map[string]bool{}
+	err := s.search(ctx, base, ldap.ScopeWholeSubtree, filter, []string{"1.1"}, nil, func(e *ldap.Entry) {
+		keep[cacheKeyOf(e.DN)] = true
+	})
+	return keep, err
+}
+
+// prune removes the entries of m that live no longer holds; an entry live
+// holds that m lacks (it matched the filter without a change the change
+// search saw) needs a full read.
+func prune[V any](m map[string]V, live map[string]bool) (int, error) {
+	for k := range live {
+		if _, ok := m[k]; !ok {
+			return 0, &needFull{FullUnknown}
+		}
+	}
+	n := 0
+	for k := range m {
+		if !live[k] {
+			delete(m, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// cacheKeyOf is the cache key of an entry: its normalised DN, or the raw DN
+// marked as such when it does not parse.
+func cacheKeyOf(dn string) string {
+	if k, ok := normDN(dn); ok {
+		return k
+	}
+	return "\x00" + dn
+}
+
+func cloneMap[V any](m map[string]V) map[string]V { return maps.Clone(m) }
+
+// build rebuilds the snapshot from the cached entries, in DN order so that
+// a snapshot does not depend on map order.
+func (c *Cache) build() {
+	snap := &Snapshot{Users: map[string][]User{}, Groups: map[string][]Group{}}
+	for f, m := range c.users {
+		keys := slices.Sorted(maps.Keys(m))
+		l := make([]User, 0, len(keys))
+		for _, k := range keys {
+			l = append(l, m[k])
+		}
+		snap.Users[f] = l
+	}
+	for f, m := range c.groups {
+		keys := slices.Sorted(maps.Keys(m))
+		l := make([]Group, 0, len(keys))
+		for _, k := range keys {
+			l = append(l, m[k])
+		}
+		snap.Groups[f] = l
+	}
+	c.snap = snap
+}

@@ -1,0 +1,139 @@
+package directory
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+// readerConfig reads s as its size-limited reader, paging by 2.
+func readerConfig(s *testenv.Slapd, scheme string) *Config {
+	c, _ := Preset("")
+	c.URL, c.BindDN, c.BindPassword = s.URL, s.ReaderDN, s.ReaderPassword
+	c.ConnectTimeout, c.Timeout, c.Paged, c.PageSize = 5*time.Second, 10*time.Second, true, 2
+	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+s.Suffix, "ou=groups,"+s.Suffix
+	c.Scheme = scheme
+	if scheme != SchemeMemberUID {
+		c.GroupBaseDN, c.GroupFilter = "ou=projects,"+s.Suffix, "(objectClass=groupOfNames)"
+		c.Nested = true
+	}
+	return &c
+}
+
+// TestPagingForced proves the tests' reader is held to the size limit: an
+// unpaged read of the 5 seed users fails, a paged one reads them all.
+func TestPagingForced(t *testing.T) {
+	c := readerConfig(env.LDAP, SchemeMemberUID)
+	c.Paged = false
+	if _, _, err := ReadAll(context.Background(), c, []View{c.For(MapperUID)}); err == nil {
+		t.Fatal("unpaged read as the reader succeeded, want a size limit error (paging is not forced)")
+	}
+	c.Paged = true
+	snap, reqs, err := ReadAll(context.Background(), c, []View{c.For(MapperUID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(snap.Users[c.UserFilter]); got != 5 || reqs < 3 {
+		t.Errorf("paged read: %d users in %d requests, want 5 users in at least 3 pages", got, reqs)
+	}
+}
+
+// TestIncrementalMatchesFull changes a user, a group's membership, deletes
+// a user, renames one and adds one between incremental reads, and compares
+// every result with a full read of the same directory, with and without
+// OpenLDAP's contextCSN marker, under the memberuid and member schemes.
+func TestIncrementalMatchesFull(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		syncProv bool
+		scheme   string
+		wantMode string
+	}{
+		{name: "contextCSN memberuid", syncProv: true, scheme: SchemeMemberUID, wantMode: TrackCSN},
+		{name: "entryCSN only member", scheme: SchemeMember, wantMode: TrackCSN},
+		{name: "contextCSN memberof", syncProv: true, scheme: SchemeMemberOf, wantMode: TrackCSN},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := testenv.StartSlapd(ctx, testenv.SlapdOptions{Reader: true, SizeLimit: 3, SyncProv: tt.syncProv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Stop()
+			cfg := readerConfig(s, tt.scheme)
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			b, g, n := cfg.AnnotationViews()
+			views := []View{b, g, n}
+			var cache Cache
+			now := time.Unix(1e9, 0)
+			read := func(step string) (ReadStats, int64) {
+				t.Helper()
+				snap, st, reqs, err := ReadCached(ctx, cfg, views, &cache, ReadOptions{Now: now, FullEvery: time.Hour})
+				if err != nil {
+					t.Fatalf("%s: ReadCached() = %v", step, err)
+				}
+				full, _, err := ReadAll(ctx, cfg, views)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := Resolve(cfg, "user-", snap.Users[b.UserFilter], snap.Groups[b.GroupFilter])
+				want := Resolve(cfg, "user-", full.Users[b.UserFilter], full.Groups[b.GroupFilter])
+				if d := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b Skip) bool { return a.DN < b.DN })); d != "" {
+					t.Errorf("%s: incremental result differs from a full read (-full +incremental):\n%s", step, d)
+				}
+				return st, reqs
+			}
+			if st, _ := read("first"); !st.Full || st.Reason != FullFirst || st.Mode != tt.wantMode {
+				t.Errorf("first read: %+v, want full (%s) in mode %s", st, FullFirst, tt.wantMode)
+			}
+			st, reqs := read("nothing changed")
+			if st.Full || st.Changed != 0 || st.Deleted != 0 {
+				t.Errorf("nothing changed: %+v, want an incremental read with no change", st)
+			}
+			if tt.syncProv && (!st.Unchanged || reqs != 2) {
+				t.Errorf("nothing changed with contextCSN: %+v in %d requests, want unchanged in 2 (root DSE, contextCSN)", st, reqs)
+			}
+			member := "memberUid: dave"
+			group := "cn=pzs0001,ou=groups,"
+			if tt.scheme != SchemeMemberUID {
+				member, group = "member: uid=dave,ou=people,"+s.Suffix, "cn=proj-c,ou=projects,"
+			}
+			steps := []struct{ name, ldif string }{
+				{"user changed", "dn: uid=alice,ou=people," + s.Suffix + "\nchangetype: modify\nreplace: uidNumber\nuidNumber: 11001\n"},
+				{"group membership changed", "dn: " + group + s.Suffix + "\nchangetype: modify\nadd: " + member[:strings.Index(member, ":")] + "\n" + member + "\n"},
+				{"user deleted", "dn: uid=bob,ou=people," + s.Suffix + "\nchangetype: delete\n"},
+				{"user renamed", "dn: uid=carol,ou=people," + s.Suffix + "\nchangetype: modrdn\nnewrdn: uid=caroline\ndeleteoldrdn: 1\n"},
+				{"user added", "dn: uid=erin,ou=people," + s.Suffix + "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n" +
+					"uid: erin\ncn: Erin\nsn: E\nuidNumber: 10009\ngidNumber: 10009\nhomeDirectory: /home/erin\n"},
+			}
+			for _, step := range steps {
+				if err := s.Modify(ctx, step.ldif); err != nil {
+					t.Fatal(err)
+				}
+				st, _ := read(step.name)
+				wantFull := ""
+				switch {
+				case tt.scheme != SchemeMemberUID && (step.name == "user deleted" || step.name == "user renamed"):
+					wantFull = FullReferences
+				case tt.scheme == SchemeMemberOf && step.name == "group membership changed":
+					wantFull = FullMemberOf
+				}
+				if st.Full != (wantFull != "") || st.Reason != wantFull {
+					t.Errorf("%s: %+v, want full %v (reason %q)", step.name, st, wantFull != "", wantFull)
+				}
+			}
+			now = now.Add(time.Hour)
+			if st, _ := read("interval"); !st.Full || st.Reason != FullInterval {
+				t.Errorf("after the full resync interval: %+v, want a full read (%s)", st, FullInterval)
+			}
+		})
+	}
+}
