@@ -111,8 +111,9 @@ func TestRBACLdapConfigMap(t *testing.T) {
 }
 
 // TestRBACJobPodReaper: job-pod-reaper (cluster scope) may watch and delete
-// pods and their job's Services, ConfigMaps and Secrets, list namespaces,
-// record Events and hold its Lease; nothing else.
+// pods and their job's Services and ConfigMaps, delete a job's Secrets with
+// a DELETE collection (never read them), record Events and hold its Lease;
+// nothing else.
 func TestRBACJobPodReaper(t *testing.T) {
 	installUmbrella(t)
 	c := saClient(t, "job-pod-reaper")
@@ -120,17 +121,22 @@ func TestRBACJobPodReaper(t *testing.T) {
 	var table []access
 	for _, r := range []string{"pods", "services", "configmaps", "secrets"} {
 		for _, v := range []string{"list", "watch", "delete"} {
-			table = append(table, access{verb: v, resource: r, allowed: true}, access{verb: v, resource: r, namespace: u, allowed: true})
+			// Secrets: no read at all, only deletecollection (guard_job_pod_reaper_test.go).
+			table = append(table, access{verb: v, resource: r, allowed: r != "secrets"}, access{verb: v, resource: r, namespace: u, allowed: r != "secrets"})
 		}
 		for _, v := range []string{"create", "update", "patch"} {
 			table = append(table, access{verb: v, resource: r, namespace: u, allowed: false})
 		}
 	}
+	table = append(table, access{verb: "deletecollection", resource: "secrets", namespace: u, allowed: true},
+		access{verb: "deletecollection", resource: "pods", namespace: u, allowed: false})
 	table = append(table,
-		access{verb: "list", resource: "namespaces", allowed: true},
-		access{verb: "watch", resource: "namespaces", allowed: true},
+		// User namespaces are known by name: no need to read namespaces.
+		access{verb: "list", resource: "namespaces", allowed: false},
+		access{verb: "watch", resource: "namespaces", allowed: false},
 		access{verb: "create", resource: "events", namespace: u, allowed: true},
 		access{verb: "patch", resource: "events", namespace: u, allowed: true},
+		access{verb: "list", resource: "events", namespace: u, allowed: true},
 		access{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: releaseNamespace, allowed: true},
 		access{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: releaseNamespace, name: "job-pod-reaper", allowed: true},
 		access{verb: "update", group: "coordination.k8s.io", resource: "leases", namespace: releaseNamespace, name: "job-pod-reaper", allowed: true},

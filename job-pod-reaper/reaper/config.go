@@ -21,6 +21,10 @@ const AllNamespaces = "all"
 // NoJobLabel as --job-label reaps pods only: no companions, no orphans.
 const NoJobLabel = "none"
 
+// DefaultUserNamespacePrefix is the default --user-namespace-prefix, Open
+// OnDemand's and namespace-bootstrap's default namespace prefix.
+const DefaultUserNamespacePrefix = "user-"
+
 // EnvAliases are the environment variables of the OSC job-pod-reaper, mapped
 // to our flags (REAP_INTERLVAL is its historical typo).
 var EnvAliases = map[string]string{
@@ -54,6 +58,10 @@ type Config struct {
 	NamespaceLabels string
 	ObjectLabels    string
 	JobLabel        string
+	// UserNamespacePrefix names the user namespaces: every pod in them is
+	// reaped whatever its labels. Empty: namespaces are chosen by
+	// NamespaceLabels and pods by ObjectLabels (the OSC reaper's scope).
+	UserNamespacePrefix string
 
 	DefaultLifetime time.Duration
 	MaxLifetime     time.Duration
@@ -63,6 +71,12 @@ type Config struct {
 	GracePeriodSeconds  int64
 	MaxDeletionsPerPass int
 	OrphanMinAge        time.Duration
+
+	// The mass-deletion brake (brake.go).
+	MaxDeletionsPerMinute int
+	AnomalyPercent        float64
+	AnomalyMinPods        int
+	AnomalyOverdue        time.Duration
 
 	// Parsed by Validate.
 	nsSelector  labels.Selector
@@ -75,11 +89,15 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 		c.NamespaceLabels = identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue
 		c.ObjectLabels = identity.ManagedByLabel + "=" + identity.OnDemandManagedBy
 		c.JobLabel = identity.JobLabel
+		c.UserNamespacePrefix = DefaultUserNamespacePrefix
 		c.AgeFrom = AgeFromCreation
 		c.WarnBefore = 10 * time.Minute
 		c.GracePeriodSeconds = -1
-		c.MaxDeletionsPerPass = 100
 		c.OrphanMinAge = time.Minute
+		c.MaxDeletionsPerMinute = 3000
+		c.AnomalyPercent = 20
+		c.AnomalyMinPods = 100
+		c.AnomalyOverdue = 15 * time.Minute
 	}
 	prev := fs.GetNormalizeFunc()
 	fs.SetNormalizeFunc(func(f *pflag.FlagSet, name string) pflag.NormalizedName {
@@ -93,9 +111,12 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 		"Namespaces to reap (one watch per namespace), or 'all' for every namespace; empty: every namespace matching --namespace-labels, with one cluster-wide watch")
 	fs.BoolVar(&c.PerNamespace, "per-namespace", c.PerNamespace,
 		"Read each namespace matching --namespace-labels on its own (4 watches or LISTs per namespace), for RBAC granted per namespace such as the Open OnDemand hook's RoleBindings; a namespace the reaper may not read is skipped and counted (implied by a list in --reap-namespaces)")
+	fs.StringVar(&c.UserNamespacePrefix, "user-namespace-prefix", c.UserNamespacePrefix,
+		"User namespaces are those whose name starts with this; every pod in them is reaped whatever its labels, and the reaper acts in no other namespace (--namespace-labels is then not used). Empty: namespaces by --namespace-labels and pods by --object-labels, as the OSC reaper")
 	fs.StringVar(&c.NamespaceLabels, "namespace-labels", c.NamespaceLabels,
-		"Label selector a namespace must match to be reaped (empty: no filter, which with an empty --reap-namespaces needs --reap-namespaces=all)")
-	fs.StringVar(&c.ObjectLabels, "object-labels", c.ObjectLabels, "Label selector of the pods, Services, ConfigMaps and Secrets the reaper considers (empty: all)")
+		"With an empty --user-namespace-prefix: label selector a namespace must match to be reaped (empty: no filter, which with an empty --reap-namespaces needs --reap-namespaces=all)")
+	fs.StringVar(&c.ObjectLabels, "object-labels", c.ObjectLabels,
+		"Label selector of the Services, ConfigMaps and Secrets the reaper considers, and, with an empty --user-namespace-prefix, of the pods (empty: all)")
 	fs.StringVar(&c.JobLabel, "job-label", c.JobLabel, "Label tying a pod to the Services, ConfigMaps and Secrets of its job; 'none' reaps pods only")
 	fs.DurationVar(&c.DefaultLifetime, "default-lifetime", c.DefaultLifetime,
 		"Walltime of a pod with no, or an unparseable, "+identity.LifetimeAnnotation+" annotation (0: such pods are not reaped, only reported)")
@@ -105,7 +126,14 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&c.GracePeriodSeconds, "grace-period-seconds", c.GracePeriodSeconds,
 		"Termination grace period given to a reaped pod (-1: the pod's own terminationGracePeriodSeconds)")
 	fs.IntVar(&c.MaxDeletionsPerPass, "max-deletions-per-pass", c.MaxDeletionsPerPass,
-		"At most this many pods and orphans are deleted per pass, the longest overdue first (a pod's companions go with it; 0: no limit)")
+		"With --once only: at most this many pods and orphans are deleted per run, the longest overdue first, the rest left to the next run (0: no limit; the daemon has --max-deletions-per-minute instead)")
+	fs.IntVar(&c.MaxDeletionsPerMinute, "max-deletions-per-minute", c.MaxDeletionsPerMinute,
+		"Deletion rate limit, a token bucket holding one minute's worth: pods and orphans beyond it wait for the next token in expiry order, none is dropped (0: no limit)")
+	fs.Float64Var(&c.AnomalyPercent, "anomaly-percent", c.AnomalyPercent,
+		"Stop deleting (until restarted) when more than this percentage of the pods in scope, and more than --anomaly-min-pods, are overdue by more than --anomaly-overdue at once: a clock jump, a lowered --max-lifetime or a long outage; a metric and a Warning Event say so (0 disables)")
+	fs.IntVar(&c.AnomalyMinPods, "anomaly-min-pods", c.AnomalyMinPods, "The anomaly trip needs more than this many overdue pods at once")
+	fs.DurationVar(&c.AnomalyOverdue, "anomaly-overdue", c.AnomalyOverdue,
+		"A pod counts towards the anomaly trip when found this long after its deadline (ordinary expiries are found at their deadline)")
 	fs.DurationVar(&c.OrphanMinAge, "orphan-min-age", c.OrphanMinAge,
 		"An object whose job has no pod is deleted only if it was created at least this long before the pass began")
 }
@@ -132,7 +160,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("--reap-namespaces: %q is not a namespace name: %s", ns, strings.Join(msgs, "; ")))
 		}
 	}
-	if len(c.ReapNamespaces) == 0 && strings.TrimSpace(c.NamespaceLabels) == "" {
+	if c.UserNamespacePrefix != "" {
+		if msgs := validation.IsDNS1123Label(strings.TrimSuffix(c.UserNamespacePrefix, "-") + "x"); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("--user-namespace-prefix %q cannot begin a namespace name: %s", c.UserNamespacePrefix, strings.Join(msgs, "; ")))
+		}
+	}
+	if c.UserNamespacePrefix == "" && len(c.ReapNamespaces) == 0 && strings.TrimSpace(c.NamespaceLabels) == "" {
 		errs = append(errs, errors.New("reaping every namespace needs an explicit --reap-namespaces=all (or set --namespace-labels)"))
 	}
 	if c.JobLabel == "" {
@@ -154,8 +187,12 @@ func (c *Config) Validate() error {
 	if c.GracePeriodSeconds < -1 {
 		errs = append(errs, fmt.Errorf("--grace-period-seconds must be -1 or more, got %d", c.GracePeriodSeconds))
 	}
-	if c.MaxDeletionsPerPass < 0 {
-		errs = append(errs, fmt.Errorf("--max-deletions-per-pass must not be negative, got %d", c.MaxDeletionsPerPass))
+	if c.MaxDeletionsPerPass < 0 || c.MaxDeletionsPerMinute < 0 || c.AnomalyMinPods < 0 || c.AnomalyOverdue < 0 {
+		errs = append(errs, fmt.Errorf("--max-deletions-per-pass (%d), --max-deletions-per-minute (%d), --anomaly-min-pods (%d) and --anomaly-overdue (%v) must not be negative",
+			c.MaxDeletionsPerPass, c.MaxDeletionsPerMinute, c.AnomalyMinPods, c.AnomalyOverdue))
+	}
+	if c.AnomalyPercent < 0 || c.AnomalyPercent > 100 {
+		errs = append(errs, fmt.Errorf("--anomaly-percent must be between 0 and 100, got %v", c.AnomalyPercent))
 	}
 	return errors.Join(errs...)
 }
@@ -171,6 +208,37 @@ func (c *Config) jobLabel() string {
 		return ""
 	}
 	return c.JobLabel
+}
+
+// byPrefix says whether user namespaces are named by a prefix.
+func (c *Config) byPrefix() bool { return c.UserNamespacePrefix != "" }
+
+// userNamespace says whether ns is named as a user namespace; always true
+// without a prefix (the scope is then the namespace labels').
+func (c *Config) userNamespace(ns string) bool {
+	return !c.byPrefix() || strings.HasPrefix(ns, c.UserNamespacePrefix)
+}
+
+// namespaceSelector is the label selector of the namespaces the reaper
+// reads: --namespace-labels, or every namespace in the prefix mode (whose
+// scope is the name).
+func (c *Config) namespaceSelector() labels.Selector {
+	if c.byPrefix() {
+		return labels.Everything()
+	}
+	return c.nsSelector
+}
+
+// listsNamespaces says whether the reaper reads namespaces: to select them
+// by label, or to find them in the per-namespace mode without a list.
+func (c *Config) listsNamespaces() bool {
+	return !c.namespaceSelector().Empty() || (c.perNamespace() && c.namespaceList() == nil)
+}
+
+// listed says whether ns is in --reap-namespaces (always true without a list).
+func (c *Config) listed(ns string) bool {
+	l := c.namespaceList()
+	return l == nil || slices.Contains(l, ns)
 }
 
 // perNamespace says whether the reaper reads namespace by namespace.

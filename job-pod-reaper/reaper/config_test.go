@@ -29,8 +29,8 @@ func TestParseDefaults(t *testing.T) {
 	}
 	want := &Config{
 		NamespaceLabels: "app.kubernetes.io/name=open-ondemand", ObjectLabels: "app.kubernetes.io/managed-by=open-ondemand",
-		JobLabel: "job", AgeFrom: AgeFromCreation, WarnBefore: 10 * time.Minute, GracePeriodSeconds: -1,
-		MaxDeletionsPerPass: 100, OrphanMinAge: time.Minute,
+		JobLabel: "job", UserNamespacePrefix: "user-", AgeFrom: AgeFromCreation, WarnBefore: 10 * time.Minute, GracePeriodSeconds: -1,
+		OrphanMinAge: time.Minute, MaxDeletionsPerMinute: 3000, AnomalyPercent: 20, AnomalyMinPods: 100, AnomalyOverdue: 15 * time.Minute,
 	}
 	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("default Config (-want +got):\n%s", diff)
@@ -43,7 +43,8 @@ func TestParseDefaults(t *testing.T) {
 func TestParseFlagsAndEnv(t *testing.T) {
 	args := []string{"--dry-run", "--reap-namespaces=user-a,user-b", "--namespace-labels=", "--object-labels=team=x",
 		"--job-label=none", "--default-lifetime=1h", "--max-lifetime=24h", "--age-from=start", "--warn-before=5m",
-		"--grace-period-seconds=0", "--orphan-min-age=2m",
+		"--grace-period-seconds=0", "--orphan-min-age=2m", "--user-namespace-prefix=hpc-",
+		"--max-deletions-per-minute=60", "--anomaly-percent=5", "--anomaly-min-pods=10", "--anomaly-overdue=1h",
 		// OSC flag names.
 		"--run-once", "--reap-max=7", "--reap-interval=90s"}
 	c, o, err := parse(t, args, nil)
@@ -53,7 +54,8 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	want := &Config{
 		DryRun: true, ReapNamespaces: []string{"user-a", "user-b"}, NamespaceLabels: "", ObjectLabels: "team=x", JobLabel: "none",
 		DefaultLifetime: time.Hour, MaxLifetime: 24 * time.Hour, AgeFrom: AgeFromStart, WarnBefore: 5 * time.Minute,
-		GracePeriodSeconds: 0, MaxDeletionsPerPass: 7, OrphanMinAge: 2 * time.Minute,
+		GracePeriodSeconds: 0, MaxDeletionsPerPass: 7, OrphanMinAge: 2 * time.Minute, UserNamespacePrefix: "hpc-",
+		MaxDeletionsPerMinute: 60, AnomalyPercent: 5, AnomalyMinPods: 10, AnomalyOverdue: time.Hour,
 	}
 	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("Config (-want +got):\n%s", diff)
@@ -88,7 +90,10 @@ func TestParseErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"every namespace needs an opt-in", []string{"--namespace-labels="}, "explicit --reap-namespaces=all"},
+		{"every namespace needs an opt-in", []string{"--user-namespace-prefix=", "--namespace-labels="}, "explicit --reap-namespaces=all"},
+		{"bad prefix", []string{"--user-namespace-prefix=User_"}, "--user-namespace-prefix"},
+		{"negative rate", []string{"--max-deletions-per-minute=-1"}, "--max-deletions-per-minute"},
+		{"percent over 100", []string{"--anomaly-percent=101"}, "--anomaly-percent"},
 		{"bad namespace selector", []string{"--namespace-labels=a=b=c"}, "--namespace-labels"},
 		{"bad object selector", []string{"--object-labels=!!"}, "--object-labels"},
 		{"all with others", []string{"--reap-namespaces=all,user-a"}, "must be the only item"},

@@ -38,14 +38,31 @@ func TestMain(m *testing.M) {
 
 var seq atomic.Int64
 
-// scope returns a unique label value and the --namespace-labels that selects
-// only namespaces carrying it (tests share one API server, and namespaces
-// are never finished deleting without a controller manager).
+// testLabel carries the test's unique value on its namespaces.
+const testLabel = "kubehpc-test"
+
+// scope returns labels with a value unique to the test and the
+// --user-namespace-prefix that makes exactly the namespaces testNamespace
+// creates with them user namespaces (tests share one API server, and
+// namespaces never finish deleting without a controller manager).
 func scope(t *testing.T) (map[string]string, string) {
 	t.Helper()
 	v := fmt.Sprintf("t%d-%d", os.Getpid()%10000, seq.Add(1))
-	lbl := map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": v}
-	return lbl, "--namespace-labels=" + identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue + ",kubehpc-test=" + v
+	lbl := map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, testLabel: v}
+	return lbl, "--user-namespace-prefix=" + v + "-"
+}
+
+// labelScope are the flags of the OSC reaper's scope (no prefix): the
+// namespaces carrying lbl, and pods by --object-labels.
+func labelScope(lbl map[string]string) []string {
+	return []string{"--user-namespace-prefix=", "--namespace-labels=" + identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue + "," + testLabel + "=" + lbl[testLabel]}
+}
+
+// testNamespace creates a namespace named as a user namespace of the test's
+// scope (see scope), with lbl.
+func testNamespace(t *testing.T, prefix string, lbl map[string]string) string {
+	t.Helper()
+	return env.Namespace(t, lbl[testLabel]+"-"+prefix, lbl)
 }
 
 // harness is one reaper under test.
@@ -276,8 +293,9 @@ func waitEvent(t *testing.T, ns, pod, reason string) string {
 // The RBAC job-pod-reaper needs (what the final report lists).
 var (
 	reapRules = []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps", "secrets"}, Verbs: []string{"list", "watch", "delete"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods", "services", "configmaps"}, Verbs: []string{"list", "watch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"deletecollection"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "list"}},
 	}
 	namespaceRules = []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch"}}}
 	leaseRules     = []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}

@@ -18,6 +18,10 @@ type metrics struct {
 	deferred        prometheus.Counter
 	warnings        prometheus.Counter
 	invalidLifetime prometheus.Counter
+	rateLimited     prometheus.Counter
+	stopped         prometheus.Gauge
+	trips           prometheus.Counter
+	retries         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,11 +49,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		capReached: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "max_deletions_reached_total",
-			Help: "Passes that stopped deleting at --max-deletions-per-pass.",
+			Help: "--once runs that stopped deleting at --max-deletions-per-pass.",
 		}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "deferred_deletions_total",
-			Help: "Pods and orphans left for a later pass by --max-deletions-per-pass.",
+			Help: "Pods and orphans left for the next --once run by --max-deletions-per-pass.",
 		}),
 		warnings: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "walltime_warnings_total",
@@ -59,6 +63,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: metricsNamespace, Name: "invalid_lifetimes_total",
 			Help: "Pods found with an unparseable lifetime annotation (each pod counted once).",
 		}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "rate_limited_deletions_total",
+			Help: "Deletions that waited for a token of --max-deletions-per-minute.",
+		}),
+		stopped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metricsNamespace, Name: "anomaly_stopped",
+			Help: "1 when the anomaly trip has stopped all deletions (until restart); alert on it.",
+		}),
+		trips: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "anomaly_trips_total",
+			Help: "Times the anomaly trip stopped the reaper.",
+		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "delete_retries_total",
+			Help: "Failed pod deletions put back into the queue with backoff.",
+		}),
 	}
 	for _, k := range []string{KindPod, KindService, KindConfigMap, KindSecret} {
 		m.reaped.WithLabelValues(k)
@@ -66,6 +86,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range skipReasons() {
 		m.skipped.WithLabelValues(r)
 	}
-	reg.MustRegister(m.reaped, m.errors, m.expiryLag, m.skipped, m.forbidden, m.capReached, m.deferred, m.warnings, m.invalidLifetime)
+	reg.MustRegister(m.reaped, m.errors, m.expiryLag, m.skipped, m.forbidden, m.capReached, m.deferred, m.warnings, m.invalidLifetime,
+		m.rateLimited, m.stopped, m.trips, m.retries)
 	return m
 }

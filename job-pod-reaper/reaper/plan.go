@@ -18,8 +18,8 @@ const (
 	KindSecret    = "secret"
 )
 
-// Object is a companion object (Service, ConfigMap or Secret) as the reaper
-// sees it: metadata only.
+// Object is a companion object (Service or ConfigMap) as the reaper sees
+// it: metadata only. (Secrets are never read: see deleteJobSecrets.)
 type Object struct {
 	Kind      string
 	Namespace string
@@ -35,6 +35,10 @@ type Expiry struct {
 	Verdict    Verdict
 	Job        string
 	Companions []Object
+	// LastOfJob: no other pod of the job in the namespace is within its
+	// walltime, so the job's objects (Companions, and its Secrets, which
+	// the reaper cannot list) go with this pod.
+	LastOfJob bool
 }
 
 // Invalid is a pod with an unparseable lifetime annotation.
@@ -50,6 +54,9 @@ type Plan struct {
 	Expired []Expiry
 	// Orphans, the oldest first.
 	Orphans []Object
+	// OrphanJobs are the jobs of Orphans, once each, in the same order:
+	// their Secrets are deleted with them (one DELETE collection each).
+	OrphanJobs []NamespacedJob
 	// Warn are pods inside the warning window.
 	Warn []Expiry
 	// Waiting are pods with a future deadline (to schedule in watch mode).
@@ -119,6 +126,7 @@ func BuildPlan(pods []*corev1.Pod, objects []Object, now, passStart time.Time, p
 		k := NamespacedJob{e.Pod.Namespace, e.Job}
 		if e.Job != "" && expiredPods[k] == livePods[k] {
 			plan.Expired[i].Companions = byJob[k]
+			plan.Expired[i].LastOfJob = true
 			expiredPods[k] = -1
 		}
 	}
@@ -130,5 +138,12 @@ func BuildPlan(pods []*corev1.Pod, objects []Object, now, passStart time.Time, p
 	slices.SortStableFunc(plan.Orphans, func(a, b Object) int {
 		return cmp.Or(a.Created.Compare(b.Created), cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name))
 	})
+	seen := map[NamespacedJob]bool{}
+	for _, o := range plan.Orphans {
+		if k := (NamespacedJob{o.Namespace, o.Job}); !seen[k] {
+			seen[k] = true
+			plan.OrphanJobs = append(plan.OrphanJobs, k)
+		}
+	}
 	return plan
 }

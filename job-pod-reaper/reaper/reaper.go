@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -44,6 +45,8 @@ const (
 	ReasonWalltimeExceeded = "WalltimeExceeded"
 	ReasonWalltimeEnding   = "WalltimeEndingSoon"
 	ReasonInvalidWalltime  = "InvalidWalltime"
+	// ReasonAnomaly is recorded on the reaper's own pod when it stops.
+	ReasonAnomaly = "MassDeletionStopped"
 )
 
 // Reaper is the pass. Build it with Config.Build.
@@ -65,7 +68,10 @@ type Reaper struct {
 	podSelector labels.Selector
 	objSelector labels.Selector
 
-	budget budget
+	brake    *brake
+	stopOnce sync.Once
+	// self is the reaper's own pod, for the anomaly Event.
+	self types.NamespacedName
 
 	mu       sync.Mutex
 	claimed  map[types.UID]bool // pods being or already reaped
@@ -78,7 +84,7 @@ type Reaper struct {
 	failed    chan struct{}
 	startErr  error
 	watch     *watch
-	queue     workqueue.TypedDelayingInterface[string]
+	queue     workqueue.TypedRateLimitingInterface[string]
 }
 
 var _ daemon.Starter = (*Reaper)(nil)
@@ -128,13 +134,22 @@ func (c *Config) build(ctx context.Context, env app.Env) (*Reaper, error) {
 		}
 		r.objSelector = c.objSelector.Add(*req)
 	}
-	r.budget.max = c.MaxDeletionsPerPass
+	if c.byPrefix() {
+		// Every pod of a user namespace, whatever its labels: the object
+		// labels choose companions only.
+		r.podSelector = labels.Everything()
+	}
+	r.brake = newBrake(c, clk)
+	r.self = types.NamespacedName{Namespace: os.Getenv("POD_NAMESPACE"), Name: os.Getenv("POD_NAME")}
 	return r, nil
 }
 
-// RunOnce is one full pass: every pod and companion in scope is evaluated,
-// expired pods and orphans are deleted (at most --max-deletions-per-pass),
-// and, in watch mode, every waiting pod is (re)scheduled.
+// RunOnce is one full pass: every pod and companion in scope is evaluated
+// and orphans are deleted. With --once the pass deletes expired pods itself
+// (at most --max-deletions-per-pass); in watch mode the workers are the only
+// ones to delete pods: the pass hands them the expired pods, in expiry
+// order, and (re)schedules every waiting pod, so a pod is never acted on by
+// both, and a new leader starts from its caches.
 func (r *Reaper) RunOnce(ctx context.Context) error {
 	passStart := r.clock.Now()
 	var src source
@@ -161,27 +176,68 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 		r.metrics.skipped.WithLabelValues(reason).Set(float64(plan.Skipped[reason]))
 	}
 	for _, inv := range plan.Invalid {
-		r.reportInvalid(inv.Pod, inv.Err)
+		r.reportInvalid(ctx, inv.Pod, inv.Err)
 	}
 	for _, e := range plan.Warn {
 		r.warn(e)
 	}
-	r.budget.reset()
+	surprising := 0
+	for _, e := range plan.Expired {
+		if r.brake.surprising(e.Verdict.Deadline, passStart) {
+			surprising++
+		}
+	}
+	if why := r.brake.checkPass(surprising, len(snap.pods)); why != "" {
+		r.stop(why)
+		return fmt.Errorf("%w: %s", errStopped, why)
+	}
 	var work []func() error
 	deferred := 0
-	for _, e := range plan.Expired {
-		if !r.budget.take() {
-			deferred++
-			continue
+	perPass := 0
+	take := func() bool {
+		if !r.once || r.cfg.MaxDeletionsPerPass == 0 {
+			return true
 		}
-		work = append(work, func() error { return r.reapPod(ctx, e) })
+		perPass++
+		return perPass <= r.cfg.MaxDeletionsPerPass
 	}
+	if !r.once {
+		// The workers delete; the queue holds each key once.
+		for _, e := range plan.Expired {
+			r.queue.Add(keyOf(e.Pod))
+		}
+	} else {
+		for _, e := range plan.Expired {
+			if !take() {
+				deferred++
+				continue
+			}
+			work = append(work, func() error {
+				if err := r.throttle(ctx); err != nil {
+					return err
+				}
+				return r.reapPod(ctx, e)
+			})
+		}
+	}
+	held := map[NamespacedJob]bool{} // orphan jobs with objects left for later
 	for _, o := range plan.Orphans {
-		if !r.budget.take() {
+		if !take() {
 			deferred++
+			held[NamespacedJob{o.Namespace, o.Job}] = true
 			continue
 		}
-		work = append(work, func() error { return r.deleteObject(ctx, o, "orphan") })
+		work = append(work, func() error {
+			if err := r.throttle(ctx); err != nil {
+				return err
+			}
+			return r.deleteObject(ctx, o, "orphan")
+		})
+	}
+	for _, j := range plan.OrphanJobs {
+		if !held[j] {
+			work = append(work, func() error { return r.deleteJobSecrets(ctx, j.Namespace, j.Job, "orphan") })
+		}
 	}
 	errs := runAll(work, deleteWorkers)
 	if deferred > 0 {
@@ -200,6 +256,46 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 		zap.Int("expired", len(plan.Expired)), zap.Int("orphans", len(plan.Orphans)), zap.Int("waiting", len(plan.Waiting)),
 		zap.Int("deferred", deferred), zap.Int("forbiddenNamespaces", len(snap.forbidden)), zap.Bool("dryRun", r.cfg.DryRun))
 	return errors.Join(errs...)
+}
+
+// errStopped is returned while the anomaly trip holds the reaper.
+var errStopped = errors.New("stopped deleting: anomaly")
+
+// throttle takes a token of the deletion rate limit, or fails when the
+// reaper has stopped.
+func (r *Reaper) throttle(ctx context.Context) error {
+	if why := r.brake.stopped(); why != "" {
+		return fmt.Errorf("%w: %s", errStopped, why)
+	}
+	waited, err := r.brake.wait(ctx)
+	if waited {
+		r.metrics.rateLimited.Inc()
+	}
+	return err
+}
+
+// stop reports, once, that the anomaly trip stopped the reaper: an error
+// log, the anomaly_stopped gauge and anomaly_trips_total, and a Warning
+// Event on the reaper's own pod.
+func (r *Reaper) stop(why string) {
+	r.stopOnce.Do(func() {
+		r.metrics.stopped.Set(1)
+		r.metrics.trips.Inc()
+		r.log.Error("Stopped deleting: too many pods overdue at once; fix the cause or restart with other --anomaly-* settings",
+			zap.String("reason", why))
+		if ref := r.ownPod(); ref != nil && !r.cfg.DryRun {
+			r.event(ref, corev1.EventTypeWarning, ReasonAnomaly,
+				"stopped deleting pods: %s; fix the cause (clock, --max-lifetime) or restart the reaper with other --anomaly-* settings", why)
+		}
+	})
+}
+
+// ownPod is the reaper's own pod ($POD_NAMESPACE, $POD_NAME), or nil.
+func (r *Reaper) ownPod() *corev1.ObjectReference {
+	if r.self.Name == "" || r.self.Namespace == "" {
+		return nil
+	}
+	return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: r.self.Namespace, Name: r.self.Name}
 }
 
 // skipReasons are the values of the reason label of skipped_pods.
@@ -279,6 +375,11 @@ func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
 			errs = append(errs, err)
 		}
 	}
+	if e.LastOfJob && e.Job != "" {
+		if err := r.deleteJobSecrets(ctx, pod.Namespace, e.Job, "companion"); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -290,11 +391,17 @@ func (r *Reaper) account(pod *corev1.Pod, e Expiry, deleted time.Time) {
 		cpuMilli += c.Resources.Requests.Cpu().MilliValue()
 		memBytes += c.Resources.Requests.Memory().Value()
 	}
+	// started is the pod's status.startTime, empty for a pod that never
+	// started (the walltime may count from creation).
+	started := zap.String("started", "")
+	if pod.Status.StartTime != nil {
+		started = zap.Time("started", pod.Status.StartTime.Time)
+	}
 	r.acct.Info("Reaped pod",
 		zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job),
 		zap.String("account", pod.Labels[identity.AccountLabel]),
 		zap.Int64("cpuRequestMillicores", cpuMilli), zap.Int64("memoryRequestBytes", memBytes),
-		zap.Time("created", pod.CreationTimestamp.Time), zap.Time("started", e.Verdict.Start),
+		zap.Time("created", pod.CreationTimestamp.Time), started,
 		zap.Time("deleted", deleted), zap.Duration("walltime", e.Verdict.Lifetime),
 		zap.String("walltimeSource", e.Verdict.Source), zap.Duration("lag", deleted.Sub(e.Verdict.Deadline)))
 }
@@ -315,8 +422,6 @@ func (r *Reaper) deleteObject(ctx context.Context, o Object, why string) error {
 		err = core.Services(o.Namespace).Delete(ctx, o.Name, opts)
 	case KindConfigMap:
 		err = core.ConfigMaps(o.Namespace).Delete(ctx, o.Name, opts)
-	case KindSecret:
-		err = core.Secrets(o.Namespace).Delete(ctx, o.Name, opts)
 	default:
 		return fmt.Errorf("delete %s %s/%s: unknown kind", o.Kind, o.Namespace, o.Name)
 	}
@@ -364,9 +469,12 @@ func (r *Reaper) warn(e Expiry) {
 		zap.Time("deadline", e.Verdict.Deadline))
 }
 
-// reportInvalid reports an unparseable lifetime once per pod: a log line,
-// errors_total, invalid_lifetimes_total and a warning Event on the pod.
-func (r *Reaper) reportInvalid(pod *corev1.Pod, err error) {
+// reportInvalid reports an unparseable lifetime once per pod, across
+// restarts, CronJob runs and leader changes: invalid_lifetimes_total and
+// errors_total count it once per pod in each process; the error log and
+// the InvalidWalltime Event come only when the pod carries no such Event
+// yet (one LIST of the pod's Events, the first time this process sees it).
+func (r *Reaper) reportInvalid(ctx context.Context, pod *corev1.Pod, err error) {
 	r.mu.Lock()
 	done := r.reported[pod.UID]
 	r.reported[pod.UID] = true
@@ -376,33 +484,22 @@ func (r *Reaper) reportInvalid(pod *corev1.Pod, err error) {
 	}
 	r.metrics.errors.Inc()
 	r.metrics.invalidLifetime.Inc()
-	r.log.Error("Found unparseable lifetime", zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.Error(err))
+	log := r.log.With(zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name))
+	if !r.cfg.DryRun {
+		l, lerr := r.client.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{
+			FieldSelector: "involvedObject.uid=" + string(pod.UID) + ",reason=" + ReasonInvalidWalltime, Limit: 1})
+		if lerr == nil && len(l.Items) > 0 {
+			log.Debug("Found unparseable lifetime, reported before", zap.Error(err))
+			return
+		}
+		if lerr != nil {
+			log.Debug("Could not look for an earlier report", zap.Error(lerr))
+		}
+	}
+	log.Error("Found unparseable lifetime", zap.Error(err))
 	if !r.cfg.DryRun {
 		r.event(pod, corev1.EventTypeWarning, ReasonInvalidWalltime, "%v", err)
 	}
-}
-
-// budget is the per-pass deletion cap, shared by the pass and the watch.
-type budget struct {
-	mu   sync.Mutex
-	max  int
-	used int
-}
-
-func (b *budget) reset() {
-	b.mu.Lock()
-	b.used = 0
-	b.mu.Unlock()
-}
-
-func (b *budget) take() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.max > 0 && b.used >= b.max {
-		return false
-	}
-	b.used++
-	return true
 }
 
 // deleteWorkers is how many deletions a pass runs at once (the client's

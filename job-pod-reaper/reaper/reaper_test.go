@@ -20,7 +20,7 @@ import (
 // exactly the cluster-wide RBAC the reaper documents.
 func TestOnceEveryAcceptedFormatExpires(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "formats-", lbl)
+	ns := testNamespace(t, "formats-", lbl)
 	rows := loadLifetimes(t)
 	type made struct {
 		c   lifetimeCase
@@ -83,13 +83,15 @@ func TestOnceEveryAcceptedFormatExpires(t *testing.T) {
 // TestOnceCompanionsOrphansAndAccounting: an expired pod goes with its
 // Service, ConfigMap and Secret; a live job's objects stay even when another
 // namespace has an expired pod with the same job id; objects whose job has
-// no pod are orphans, per namespace; objects outside the object labels stay.
-// Every reaped pod has one accounting line.
+// no pod are orphans, per namespace, and their Secrets go with them; objects
+// outside the object labels stay. A Secret alone is not found: the reaper may
+// not list Secrets. Every reaped pod has one accounting line. It runs as a
+// service account holding exactly the documented RBAC (no read on Secrets).
 func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	a := env.Namespace(t, "comp-a-", lbl)
-	b := env.Namespace(t, "comp-b-", lbl)
-	c := env.Namespace(t, "comp-c-", lbl)
+	a := testNamespace(t, "comp-a-", lbl)
+	b := testNamespace(t, "comp-b-", lbl)
+	c := testNamespace(t, "comp-c-", lbl)
 	expired := createPod(t, a, "expired", podOpts{lifetime: ptr("01h00m00s"), job: "j1",
 		labels: map[string]string{"account": "proj-42"}, requests: []corev1.ResourceList{requests("500m", "1Gi"), requests("250m", "512Mi")}})
 	for _, k := range []string{KindService, KindConfigMap, KindSecret} {
@@ -98,13 +100,19 @@ func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 	createPod(t, a, "live", podOpts{lifetime: ptr("3h"), job: "j2"})
 	createObject(t, KindConfigMap, a, "j2-configmap", "j2", true)
 	createObject(t, KindConfigMap, a, "orphan", "j3", true)
+	createObject(t, KindSecret, a, "orphan-secret", "j3", true)
+	createObject(t, KindSecret, a, "unmanaged-orphan-secret", "j3", false)
+	createObject(t, KindSecret, a, "j2-secret", "j2", true)
 	createObject(t, KindConfigMap, a, "unmanaged-orphan", "j3", false)
 	createObject(t, KindService, a, "no-job", "", true)
 	// Namespace b: the same job id as a's live job, expired.
 	createPod(t, b, "expired", podOpts{lifetime: ptr("1h"), job: "j2"})
 	createObject(t, KindConfigMap, b, "j2-configmap", "j2", true)
-	// Namespace c: j2 has no pod here, so a's live j2 protects nothing.
+	// Namespace c: j2 has no pod here, so a's live j2 protects nothing; but
+	// a Secret alone is never found (the reaper may not list Secrets).
+	createObject(t, KindConfigMap, c, "j2-configmap", "j2", true)
 	createObject(t, KindSecret, c, "j2-secret", "j2", true)
+	createObject(t, KindSecret, c, "lone-secret", "j4", true)
 
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag}, true, time.Now().Add(2*time.Hour))
 	h.runOnce(t)
@@ -123,12 +131,13 @@ func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 		{KindPod, a, "expired", false}, {KindService, a, "j1-service", false}, {KindConfigMap, a, "j1-configmap", false}, {KindSecret, a, "j1-secret", false},
 		{KindPod, a, "live", true}, {KindConfigMap, a, "j2-configmap", true},
 		{KindConfigMap, a, "orphan", false}, {KindConfigMap, a, "unmanaged-orphan", true}, {KindService, a, "no-job", true},
+		{KindSecret, a, "orphan-secret", false}, {KindSecret, a, "unmanaged-orphan-secret", true}, {KindSecret, a, "j2-secret", true},
 		{KindPod, b, "expired", false}, {KindConfigMap, b, "j2-configmap", false},
-		{KindSecret, c, "j2-secret", false},
+		{KindConfigMap, c, "j2-configmap", false}, {KindSecret, c, "j2-secret", false}, {KindSecret, c, "lone-secret", true},
 	} {
 		wantExists(t, o.kind, o.ns, o.name, o.want)
 	}
-	for kind, want := range map[string]float64{KindPod: 2, KindService: 1, KindConfigMap: 3, KindSecret: 2} {
+	for kind, want := range map[string]float64{KindPod: 2, KindService: 1, KindConfigMap: 4, KindSecret: 3} {
 		if got := testutil.ToFloat64(h.r.metrics.reaped.WithLabelValues(kind)); got != want {
 			t.Errorf("reaped_total{type=%s} = %v, want %v", kind, got, want)
 		}
@@ -151,6 +160,7 @@ func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 		"namespace": a, "pod": "expired", "job": "j1", "account": "proj-42",
 		"cpuRequestMillicores": int64(750), "memoryRequestBytes": int64(1536 * 1024 * 1024),
 		"created": expired.CreationTimestamp.Time, "deleted": h.clock.Now(), "walltime": time.Hour,
+		"started": "", // never started (no kubelet here)
 	}
 	for k, v := range want {
 		got := rec[k]
@@ -169,17 +179,18 @@ func TestOnceCompanionsOrphansAndAccounting(t *testing.T) {
 	}
 }
 
-// TestOnceLabelScoping: only namespaces matching the namespace labels and
-// pods matching the object labels are reaped.
+// TestOnceLabelScoping: without a user namespace prefix (the OSC reaper's
+// scope) only namespaces matching the namespace labels and pods matching the
+// object labels are reaped.
 func TestOnceLabelScoping(t *testing.T) {
-	lbl, nsFlag := scope(t)
-	in := env.Namespace(t, "scope-in-", lbl)
-	out := env.Namespace(t, "scope-out-", map[string]string{"kubehpc-test": lbl["kubehpc-test"]})
+	lbl, _ := scope(t)
+	in := testNamespace(t, "scope-in-", lbl)
+	out := env.Namespace(t, "scope-out-", map[string]string{testLabel: lbl[testLabel]})
 	createPod(t, in, "managed", podOpts{lifetime: ptr("1h"), job: "a"})
 	createPod(t, in, "unmanaged", podOpts{lifetime: ptr("1h"), job: "b", unmanaged: true})
 	createPod(t, out, "managed", podOpts{lifetime: ptr("1h"), job: "c"})
 	createObject(t, KindConfigMap, out, "orphan", "gone", true)
-	h := newHarness(t, env.Kube.Config, []string{nsFlag}, true, time.Now().Add(2*time.Hour))
+	h := newHarness(t, env.Kube.Config, labelScope(lbl), true, time.Now().Add(2*time.Hour))
 	h.runOnce(t)
 	wantExists(t, KindPod, in, "managed", false)
 	wantExists(t, KindPod, in, "unmanaged", true)
@@ -187,11 +198,48 @@ func TestOnceLabelScoping(t *testing.T) {
 	wantExists(t, KindConfigMap, out, "orphan", true)
 }
 
+// TestOnceWalltimeWhateverLabels: walltime cannot be escaped by labels:
+// every pod of a user namespace (named with the prefix) is reaped, with the
+// portal's labels, without them or with none at all, even when the
+// namespace lacks the portal's label; nothing is reaped in a namespace not
+// named with the prefix, even one carrying the portal's labels. The object
+// labels still choose the companions.
+func TestOnceWalltimeWhateverLabels(t *testing.T) {
+	lbl, nsFlag := scope(t)
+	user := testNamespace(t, "any-", lbl)
+	unlabelled := env.Namespace(t, lbl[testLabel]+"-bare-", nil)
+	other := env.Namespace(t, "x"+lbl[testLabel]+"-", lbl)
+	createPod(t, user, "managed", podOpts{lifetime: ptr("1h"), job: "a"})
+	createPod(t, user, "unmanaged", podOpts{lifetime: ptr("1h"), job: "b", unmanaged: true})
+	createPod(t, user, "nolabels", podOpts{lifetime: ptr("1h"), unmanaged: true})
+	createPod(t, user, "live", podOpts{lifetime: ptr("3h"), unmanaged: true})
+	createObject(t, KindConfigMap, user, "b-configmap", "b", false)
+	createObject(t, KindConfigMap, user, "a-configmap", "a", true)
+	createPod(t, unlabelled, "bare", podOpts{lifetime: ptr("1h"), unmanaged: true})
+	createPod(t, other, "managed", podOpts{lifetime: ptr("1h"), job: "c"})
+	createObject(t, KindConfigMap, other, "orphan", "gone", true)
+	for _, once := range []bool{true, false} {
+		h := newHarness(t, serviceAccount(t, nil), []string{nsFlag}, once, time.Now().Add(2*time.Hour))
+		h.runOnce(t)
+	}
+	for _, o := range []struct {
+		kind, ns, name string
+		want           bool
+	}{
+		{KindPod, user, "managed", false}, {KindPod, user, "unmanaged", false}, {KindPod, user, "nolabels", false}, {KindPod, user, "live", true},
+		{KindConfigMap, user, "a-configmap", false}, {KindConfigMap, user, "b-configmap", true},
+		{KindPod, unlabelled, "bare", false},
+		{KindPod, other, "managed", true}, {KindConfigMap, other, "orphan", true},
+	} {
+		wantExists(t, o.kind, o.ns, o.name, o.want)
+	}
+}
+
 // TestOnceDefaultAndMaxLifetime: a pod without (or with an unparseable)
 // lifetime gets --default-lifetime; no pod outlives --max-lifetime.
 func TestOnceDefaultAndMaxLifetime(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "limits-", lbl)
+	ns := testNamespace(t, "limits-", lbl)
 	none := createPod(t, ns, "none", podOpts{job: "a"})
 	createPod(t, ns, "invalid", podOpts{lifetime: ptr("1d"), job: "b"})
 	createPod(t, ns, "long", podOpts{lifetime: ptr("48h"), job: "c"})
@@ -219,7 +267,7 @@ func TestOnceDefaultAndMaxLifetime(t *testing.T) {
 // status.startTime; a pod that has not started is not reaped.
 func TestOnceStartTime(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "start-", lbl)
+	ns := testNamespace(t, "start-", lbl)
 	started := createPod(t, ns, "started", podOpts{lifetime: ptr("1h"), job: "a"})
 	createPod(t, ns, "pending", podOpts{lifetime: ptr("1h"), job: "b"})
 	startTime := metav1.NewTime(started.CreationTimestamp.Add(30 * time.Minute))
@@ -234,6 +282,11 @@ func TestOnceStartTime(t *testing.T) {
 	h.setClock(startTime.Add(time.Hour))
 	h.runOnce(t)
 	wantExists(t, KindPod, ns, "started", false)
+	if recs := logsWith(h, "Reaped pod"); len(recs) != 1 {
+		t.Errorf("%d accounting lines, want 1", len(recs))
+	} else if got, ok := recs[0].ContextMap()["started"].(time.Time); !ok || !got.Equal(startTime.Time) {
+		t.Errorf("accounting started = %v, want %v (status.startTime)", recs[0].ContextMap()["started"], startTime.Time)
+	}
 	h.setClock(startTime.Add(100 * time.Hour))
 	h.runOnce(t)
 	wantExists(t, KindPod, ns, "pending", true)
@@ -250,9 +303,9 @@ func TestForbiddenNamespaceSkipped(t *testing.T) {
 		for _, byList := range []bool{true, false} {
 			t.Run(fmt.Sprintf("once=%v,list=%v", once, byList), func(t *testing.T) {
 				lbl, nsFlag := scope(t)
-				ns1 := env.Namespace(t, "allowed-", lbl)
-				ns2 := env.Namespace(t, "allowed-", lbl)
-				ns3 := env.Namespace(t, "forbidden-", lbl)
+				ns1 := testNamespace(t, "allowed-", lbl)
+				ns2 := testNamespace(t, "allowed-", lbl)
+				ns3 := testNamespace(t, "forbidden-", lbl)
 				for _, ns := range []string{ns1, ns2, ns3} {
 					createPod(t, ns, "expired", podOpts{lifetime: ptr("1h"), job: "a"})
 					createObject(t, KindConfigMap, ns, "a-configmap", "a", true)
@@ -285,22 +338,27 @@ func TestForbiddenNamespaceSkipped(t *testing.T) {
 // writes nothing at all (no deletes, no Events).
 func TestOnceDryRunDeletesNothing(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "dry-", lbl)
+	ns := testNamespace(t, "dry-", lbl)
 	createPod(t, ns, "expired", podOpts{lifetime: ptr("1h"), job: "a"})
 	createPod(t, ns, "invalid", podOpts{lifetime: ptr("soon"), job: "b"})
 	createObject(t, KindService, ns, "a-service", "a", true)
 	createObject(t, KindSecret, ns, "orphan", "gone", true)
+	createObject(t, KindConfigMap, ns, "orphan", "gone", true)
+	createObject(t, KindSecret, ns, "a-secret", "a", true)
 	h := newHarness(t, env.Kube.Config, []string{nsFlag, "--dry-run"}, true, time.Now().Add(2*time.Hour))
 	h.runOnce(t)
 	wantExists(t, KindPod, ns, "expired", true)
 	wantExists(t, KindService, ns, "a-service", true)
 	wantExists(t, KindSecret, ns, "orphan", true)
-	if w := h.counter.Writes(); w != 0 {
-		t.Errorf("dry-run made %d writes (%s), want 0", w, h.counter)
+	wantExists(t, KindSecret, ns, "a-secret", true)
+	// The only writes are server-side dry runs of the Secrets' DELETE
+	// collection (the reaper cannot list Secrets to name them otherwise).
+	if w, dry := h.counter.Writes(), h.counter.Total("DELETE"); w != dry || dry != 2 {
+		t.Errorf("dry-run made %d writes (%s), want only the 2 dry-run DELETE collections of Secrets", w, h.counter)
 	}
-	for _, msg := range []string{"Would delete pod", "Would delete service", "Would delete secret"} {
-		if n := len(logsWith(h, msg)); n != 1 {
-			t.Errorf("logged %q %d times, want 1", msg, n)
+	for msg, want := range map[string]int{"Would delete pod": 1, "Would delete service": 1, "Would delete configmap": 1, "Would delete secret": 2} {
+		if n := len(logsWith(h, msg)); n != want {
+			t.Errorf("logged %q %d times, want %d", msg, n, want)
 		}
 	}
 }
@@ -309,7 +367,7 @@ func TestOnceDryRunDeletesNothing(t *testing.T) {
 // first, and is reported.
 func TestOnceMaxDeletionsPerPass(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "cap-", lbl)
+	ns := testNamespace(t, "cap-", lbl)
 	var first *corev1.Pod
 	for i := 1; i <= 5; i++ {
 		p := createPod(t, ns, fmt.Sprintf("p%dh", i), podOpts{lifetime: ptr(fmt.Sprintf("%dh", i)), job: fmt.Sprintf("j%d", i)})
@@ -342,15 +400,16 @@ func TestOnceMaxDeletionsPerPass(t *testing.T) {
 func TestOnceRequestsDoNotGrowWithNamespaces(t *testing.T) {
 	lbl, nsFlag := scope(t)
 	for i := 0; i < 12; i++ {
-		ns := env.Namespace(t, "count-", lbl)
+		ns := testNamespace(t, "count-", lbl)
 		createPod(t, ns, "p", podOpts{lifetime: ptr("1h"), job: "a"})
 		createObject(t, KindConfigMap, ns, "a-configmap", "a", true)
 	}
 	h := newHarness(t, env.Kube.Config, []string{nsFlag, "--dry-run"}, true, time.Now())
 	h.runOnce(t)
-	// namespaces, pods, services, configmaps, secrets.
-	if got := h.counter.Total("GET"); got != 5 {
-		t.Errorf("a --once pass over 12 namespaces made %d GETs (%s), want 5", got, h.counter)
+	// pods, services, configmaps (never Secrets; user namespaces are
+	// known by name, so no namespaces either).
+	if got := h.counter.Total("GET"); got != 3 {
+		t.Errorf("a --once pass over 12 namespaces made %d GETs (%s), want 3", got, h.counter)
 	}
 }
 
@@ -359,7 +418,7 @@ func TestOnceRequestsDoNotGrowWithNamespaces(t *testing.T) {
 // only once every Event is written.
 func TestOnceWritesEveryEventBeforeReturning(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "events-", lbl)
+	ns := testNamespace(t, "events-", lbl)
 	const n = 40
 	for i := 0; i < n; i++ {
 		createPod(t, ns, fmt.Sprintf("p%d", i), podOpts{lifetime: ptr("1h"), job: fmt.Sprintf("j%d", i)})
@@ -387,7 +446,7 @@ func TestOnceJobLabel(t *testing.T) {
 	} {
 		t.Run(c.flag, func(t *testing.T) {
 			lbl, nsFlag := scope(t)
-			ns := env.Namespace(t, "joblabel-", lbl)
+			ns := testNamespace(t, "joblabel-", lbl)
 			createPod(t, ns, "expired", podOpts{lifetime: ptr("1h"), labels: map[string]string{"session": "s1"}})
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "s1-configmap", Labels: map[string]string{
 				"session": "s1", "app.kubernetes.io/managed-by": "open-ondemand"}}}
@@ -404,5 +463,32 @@ func TestOnceJobLabel(t *testing.T) {
 			wantExists(t, KindConfigMap, ns, "s1-configmap", !c.wantObjectsGo)
 			wantExists(t, KindConfigMap, ns, "orphan", !c.wantObjectsGo)
 		})
+	}
+}
+
+// TestInvalidLifetimeReportedOnceAcrossRestarts: an unparseable lifetime is
+// logged and recorded as an Event once per pod, not again by the next
+// process (a restart, the next CronJob run, a new leader); each process
+// still counts it in its metrics.
+func TestInvalidLifetimeReportedOnceAcrossRestarts(t *testing.T) {
+	lbl, nsFlag := scope(t)
+	ns := testNamespace(t, "invalid-", lbl)
+	createPod(t, ns, "bad", podOpts{lifetime: ptr("3000000h")})
+	for run := range 3 {
+		h := newHarness(t, serviceAccount(t, nil), []string{nsFlag}, true, time.Now())
+		h.runOnce(t)
+		if got := testutil.ToFloat64(h.r.metrics.invalidLifetime); got != 1 {
+			t.Errorf("run %d: invalid_lifetimes_total = %v, want 1", run, got)
+		}
+		wantLogs := 0
+		if run == 0 {
+			wantLogs = 1
+		}
+		if got := len(logsWith(h, "Found unparseable lifetime")); got != wantLogs {
+			t.Errorf("run %d: logged the unparseable lifetime %d times, want %d", run, got, wantLogs)
+		}
+	}
+	if evs := podEvents(t, ns, "bad", ReasonInvalidWalltime); len(evs) != 1 || evs[0].Count > 1 {
+		t.Errorf("InvalidWalltime Events = %d (count %v), want one, recorded once", len(evs), evs)
 	}
 }

@@ -13,14 +13,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// The companion kinds and their resources.
+// The companion kinds the reaper reads (metadata only) and their resources.
+// Secrets are not among them: the reaper may not read Secrets at all, and
+// deletes a job's Secrets with one DELETE collection call (deleteJobSecrets).
 var companionKinds = []struct {
 	kind string
 	gvr  schema.GroupVersionResource
 }{
 	{KindService, corev1.SchemeGroupVersion.WithResource("services")},
 	{KindConfigMap, corev1.SchemeGroupVersion.WithResource("configmaps")},
-	{KindSecret, corev1.SchemeGroupVersion.WithResource("secrets")},
 }
 
 // snapshot is what a pass sees: the pods and companion objects in scope.
@@ -46,7 +47,7 @@ func (s *listSource) snapshot(ctx context.Context) (*snapshot, error) {
 	r := s.r
 	snap := &snapshot{}
 	if !r.cfg.perNamespace() {
-		inScope, err := s.namespaces(ctx, false)
+		inScope, err := s.namespaces(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +57,7 @@ func (s *listSource) snapshot(ctx context.Context) (*snapshot, error) {
 		return snap, nil
 	}
 	list := r.cfg.namespaceList()
-	inScope, err := s.namespaces(ctx, list == nil)
+	inScope, err := s.namespaces(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +65,7 @@ func (s *listSource) snapshot(ctx context.Context) (*snapshot, error) {
 		list = slices.Sorted(maps.Keys(inScope))
 	}
 	for _, ns := range list {
-		if inScope != nil && !inScope[ns] {
+		if (inScope != nil && !inScope[ns]) || !r.cfg.userNamespace(ns) {
 			continue
 		}
 		part := &snapshot{}
@@ -83,21 +84,24 @@ func (s *listSource) snapshot(ctx context.Context) (*snapshot, error) {
 	return snap, nil
 }
 
-// namespaces returns the namespaces matching --namespace-labels (one LIST),
-// or nil when there is no namespace selector and always is false.
-func (s *listSource) namespaces(ctx context.Context, always bool) (map[string]bool, error) {
+// namespaces returns the namespaces in scope (one LIST): those matching
+// --namespace-labels, or, in the per-namespace mode without a list, the user
+// namespaces; nil when the reaper need not read namespaces.
+func (s *listSource) namespaces(ctx context.Context) (map[string]bool, error) {
 	r := s.r
-	if r.cfg.nsSelector.Empty() && !always {
+	if !r.cfg.listsNamespaces() {
 		return nil, nil
 	}
-	sel := r.cfg.nsSelector.String()
+	sel := r.cfg.namespaceSelector().String()
 	l, err := r.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return nil, fmt.Errorf("list namespaces %q: %w", sel, err)
 	}
 	out := make(map[string]bool, len(l.Items))
 	for _, ns := range l.Items {
-		out[ns.Name] = true
+		if r.cfg.userNamespace(ns.Name) {
+			out[ns.Name] = true
+		}
 	}
 	return out, nil
 }
@@ -106,14 +110,22 @@ func (s *listSource) namespaces(ctx context.Context, always bool) (map[string]bo
 // those in inScope (every one when nil).
 func (s *listSource) read(ctx context.Context, ns string, inScope map[string]bool, snap *snapshot) error {
 	r := s.r
-	keep := func(n string) bool { return inScope == nil || inScope[n] }
-	pods, err := r.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: r.podSelector.String()})
-	if err != nil {
-		return fmt.Errorf("list pods in %q: %w", nsName(ns), err)
-	}
-	for i := range pods.Items {
-		if p := &pods.Items[i]; keep(p.Namespace) {
-			snap.pods = append(snap.pods, p)
+	keep := func(n string) bool { return (inScope == nil || inScope[n]) && r.cfg.userNamespace(n) }
+	// Pages of listPageSize pods, each slimmed before the next is read:
+	// memory stays that of the slim pods, not of one 10,000-pod answer.
+	opts := metav1.ListOptions{LabelSelector: r.podSelector.String(), Limit: listPageSize}
+	for {
+		pods, err := r.client.CoreV1().Pods(ns).List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list pods in %q: %w", nsName(ns), err)
+		}
+		for i := range pods.Items {
+			if p := &pods.Items[i]; keep(p.Namespace) {
+				snap.pods = append(snap.pods, slim(p))
+			}
+		}
+		if opts.Continue = pods.Continue; opts.Continue == "" {
+			break
 		}
 	}
 	if r.jobLabel == "" {
@@ -133,6 +145,9 @@ func (s *listSource) read(ctx context.Context, ns string, inScope map[string]boo
 	}
 	return nil
 }
+
+// listPageSize is the page size of a --once pass's pod LIST.
+const listPageSize = 1000
 
 func nsName(ns string) string {
 	if ns == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -66,19 +67,19 @@ func (r *Reaper) Start(ctx context.Context) error {
 }
 
 func (r *Reaper) start(ctx context.Context) error {
-	r.queue = workqueue.NewTypedDelayingQueueWithConfig(workqueue.TypedDelayingQueueConfig[string]{
-		Name: "job-pod-reaper", Clock: r.clock,
-	})
+	r.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[string](retryBaseDelay, retryMaxDelay),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "job-pod-reaper", Clock: r.clock})
 	defer r.queue.ShutDown()
 	w := &watch{r: r, ctx: ctx, perNS: map[string]*objCache{}}
 	var syncs []cache.InformerSynced
 	var starts []func()
 	list := r.cfg.namespaceList()
-	if !r.cfg.nsSelector.Empty() || (r.cfg.perNamespace() && list == nil) {
+	if r.cfg.listsNamespaces() {
 		if err := w.probeNamespaces(ctx); err != nil {
 			return err
 		}
-		sel := r.cfg.nsSelector.String()
+		sel := r.cfg.namespaceSelector().String()
 		f := informers.NewSharedInformerFactoryWithOptions(r.client, 0,
 			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }),
 			informers.WithTransform(stripManagedFields))
@@ -136,15 +137,32 @@ func (r *Reaper) start(ctx context.Context) error {
 	return nil
 }
 
-// processNext handles one due pod; false when the queue is shut down.
+// A failed deletion is retried with a per-pod exponential backoff from
+// retryBaseDelay to retryMaxDelay: within seconds of the API server
+// answering again, whatever --interval is.
+const (
+	retryBaseDelay = 100 * time.Millisecond
+	retryMaxDelay  = 5 * time.Second
+)
+
+// processNext handles one due pod; false when the queue is shut down. A
+// failed deletion goes back into the queue with the rate limiter's backoff.
 func (r *Reaper) processNext(ctx context.Context) bool {
 	key, quit := r.queue.Get()
 	if quit {
 		return false
 	}
 	defer r.queue.Done(key)
-	if err := r.syncPod(ctx, key); err != nil {
-		r.log.Error("Failed to reap pod", zap.String("key", key), zap.Error(err))
+	err := r.syncPod(ctx, key)
+	switch {
+	case err == nil:
+		r.queue.Forget(key)
+	case errors.Is(err, errStopped) || ctx.Err() != nil:
+		r.queue.Forget(key)
+	default:
+		r.metrics.retries.Inc()
+		r.log.Warn("Failed to reap pod; retrying", zap.String("key", key), zap.Int("attempts", r.queue.NumRequeues(key)+1), zap.Error(err))
+		r.queue.AddRateLimited(key)
 	}
 	return true
 }
@@ -160,7 +178,7 @@ func (r *Reaper) syncPod(ctx context.Context, key string) error {
 	now := r.clock.Now()
 	v := r.policy.Evaluate(pod, now)
 	if v.Invalid != nil {
-		r.reportInvalid(pod, v.Invalid)
+		r.reportInvalid(w.ctx, pod, v.Invalid)
 	}
 	if v.Skip != "" {
 		return nil
@@ -174,14 +192,16 @@ func (r *Reaper) syncPod(ctx context.Context, key string) error {
 		r.queue.AddAfter(key, v.Next.Sub(now))
 		return nil
 	}
-	if !r.budget.take() {
-		r.metrics.deferred.Inc()
-		r.log.Warn("Reached max deletions per pass; deferred pod to the next pass",
-			zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.Int("maxDeletionsPerPass", r.cfg.MaxDeletionsPerPass))
-		return nil
+	if r.brake.surprising(v.Deadline, now) {
+		if why := r.brake.checkOne(w.podCount()); why != "" {
+			r.stop(why)
+		}
+	}
+	if err := r.throttle(ctx); err != nil {
+		return err
 	}
 	if job != "" {
-		e.Companions = w.companions(pod, job, now)
+		e.Companions, e.LastOfJob = w.companions(pod, job, now)
 	}
 	return r.reapPod(ctx, e)
 }
@@ -192,7 +212,7 @@ func (w *watch) schedule(pod *corev1.Pod) {
 	now := r.clock.Now()
 	v := r.policy.Evaluate(pod, now)
 	if v.Invalid != nil && w.inScope(pod.Namespace) {
-		r.reportInvalid(pod, v.Invalid)
+		r.reportInvalid(w.ctx, pod, v.Invalid)
 	}
 	switch {
 	case v.Skip != "":
@@ -203,12 +223,12 @@ func (w *watch) schedule(pod *corev1.Pod) {
 	}
 }
 
-// companions returns the objects of job when no other pod of the job in the
-// namespace is still within its walltime.
-func (w *watch) companions(pod *corev1.Pod, job string, now time.Time) []Object {
+// companions returns the objects of job, and true, when no other pod of the
+// job in the namespace is still within its walltime.
+func (w *watch) companions(pod *corev1.Pod, job string, now time.Time) ([]Object, bool) {
 	c := w.cacheFor(pod.Namespace)
 	if c == nil {
-		return nil
+		return nil, false
 	}
 	k := pod.Namespace + "/" + job
 	others, _ := c.pods.GetIndexer().ByIndex(jobIndex, k)
@@ -218,7 +238,7 @@ func (w *watch) companions(pod *corev1.Pod, job string, now time.Time) []Object 
 			continue
 		}
 		if v := w.r.policy.Evaluate(p, now); !v.Expired {
-			return nil
+			return nil, false
 		}
 	}
 	var out []Object
@@ -234,7 +254,7 @@ func (w *watch) companions(pod *corev1.Pod, job string, now time.Time) []Object 
 			}
 		}
 	}
-	return out
+	return out, true
 }
 
 // snapshot is the full resync of a pass, from the caches. In per-namespace
@@ -283,17 +303,21 @@ func (w *watch) snapshot(ctx context.Context) (*snapshot, error) {
 }
 
 // candidates are the namespaces the per-namespace mode reads: the listed
-// ones that match the namespace labels, or every namespace that does.
+// ones in scope, or every namespace in scope.
 func (w *watch) candidates() []string {
 	var out []string
 	if w.listed != nil {
 		for ns := range w.listed {
-			if w.nsSelected(ns) {
+			if w.inScope(ns) {
 				out = append(out, ns)
 			}
 		}
 	} else {
-		out = w.nsInformer.GetStore().ListKeys()
+		for _, ns := range w.nsInformer.GetStore().ListKeys() {
+			if w.r.cfg.userNamespace(ns) {
+				out = append(out, ns)
+			}
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -359,7 +383,7 @@ func (w *watch) probe(ctx context.Context, ns string) error {
 }
 
 func (w *watch) probeNamespaces(ctx context.Context) error {
-	if _, err := w.r.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1, LabelSelector: w.r.cfg.nsSelector.String()}); err != nil {
+	if _, err := w.r.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1, LabelSelector: w.r.cfg.namespaceSelector().String()}); err != nil {
 		return fmt.Errorf("list namespaces: %w", err)
 	}
 	return nil
@@ -373,7 +397,7 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 	podSel := r.podSelector.String()
 	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSel }),
-		informers.WithTransform(stripManagedFields))
+		informers.WithTransform(slimPod))
 	c := &objCache{pods: f.Core().V1().Pods().Informer(), objects: map[string]cache.SharedIndexInformer{}, stop: stop}
 	if err := c.pods.AddIndexers(cache.Indexers{jobIndex: r.jobIndexFunc}); err != nil {
 		return nil, nil, fmt.Errorf("add pod index: %w", err)
@@ -459,6 +483,25 @@ func (w *watch) namespaceChanged(obj any) {
 	}
 }
 
+// podCount is the number of pods in scope in the caches.
+func (w *watch) podCount() int {
+	caches := []*objCache{w.all}
+	if w.all == nil {
+		w.mu.Lock()
+		caches = slices.Collect(maps.Values(w.perNS))
+		w.mu.Unlock()
+	}
+	n := 0
+	for _, c := range caches {
+		for _, key := range c.pods.GetStore().ListKeys() {
+			if ns, _, _ := cache.SplitMetaNamespaceKey(key); w.inScope(ns) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // cacheFor returns the cache holding namespace ns, or nil.
 func (w *watch) cacheFor(ns string) *objCache {
 	if w.all != nil {
@@ -497,6 +540,9 @@ func (w *watch) nsSelected(ns string) bool {
 func (w *watch) inScope(ns string) bool {
 	if w.listed != nil && !w.listed[ns] {
 		return false
+	}
+	if w.r.cfg.byPrefix() {
+		return w.r.cfg.userNamespace(ns)
 	}
 	return w.nsSelected(ns)
 }

@@ -22,15 +22,17 @@ import (
 // saying why.
 func TestWatchReapsWhenWalltimeEnds(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "watch-", lbl)
+	ns := testNamespace(t, "watch-", lbl)
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=10m"}, false, time.Now())
 	pod := createPod(t, ns, "session", podOpts{lifetime: ptr("01h00m00s"), job: "j1"})
 	createObject(t, KindConfigMap, ns, "j1-configmap", "j1", true)
 	createObject(t, KindService, ns, "j1-service", "j1", true)
+	createObject(t, KindSecret, ns, "j1-secret", "j1", true)
 	deadline := pod.CreationTimestamp.Add(time.Hour)
 	key := ns + "/session"
 	eventually(t, "pod and objects in the reaper's caches", func() (bool, error) {
-		return h.r.watch.pod(key) != nil && len(h.r.watch.companions(pod, "j1", deadline)) == 2, nil
+		objs, last := h.r.watch.companions(pod, "j1", deadline)
+		return h.r.watch.pod(key) != nil && len(objs) == 2 && last, nil
 	})
 
 	h.setClock(deadline.Add(-5 * time.Minute))
@@ -47,7 +49,8 @@ func TestWatchReapsWhenWalltimeEnds(t *testing.T) {
 
 	h.setClock(deadline)
 	eventually(t, "pod deleted when its walltime ended", func() (bool, error) {
-		return !exists(t, KindPod, ns, "session") && !exists(t, KindConfigMap, ns, "j1-configmap") && !exists(t, KindService, ns, "j1-service"), nil
+		return !exists(t, KindPod, ns, "session") && !exists(t, KindConfigMap, ns, "j1-configmap") && !exists(t, KindService, ns, "j1-service") &&
+			!exists(t, KindSecret, ns, "j1-secret"), nil
 	})
 	if msg := waitEvent(t, ns, "session", ReasonWalltimeExceeded); msg != "walltime of 1h0m0s exceeded" {
 		t.Errorf("deletion Event message = %q, want %q", msg, "walltime of 1h0m0s exceeded")
@@ -66,19 +69,22 @@ func TestWatchReapsWhenWalltimeEnds(t *testing.T) {
 }
 
 // TestWatchResyncFromCaches: in watch mode a pass reads nothing from the API
-// server (the full resync is from the informer caches) and deletes orphans;
-// a namespace that gains the selecting label has its expired pods reaped
-// without waiting for a pass.
+// server (the full resync is from the informer caches) and deletes orphans
+// (their Secrets with one DELETE collection); without a prefix, a namespace
+// that gains the selecting label has its expired pods reaped without waiting
+// for a pass.
 func TestWatchResyncFromCaches(t *testing.T) {
-	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "resync-", lbl)
+	lbl, _ := scope(t)
+	ns := testNamespace(t, "resync-", lbl)
 	later := env.Namespace(t, "later-", nil)
+	createObject(t, KindConfigMap, ns, "orphan", "gone", true)
 	createObject(t, KindSecret, ns, "orphan", "gone", true)
 	createPod(t, later, "expired", podOpts{lifetime: ptr("1h"), job: "a"})
-	h := newHarness(t, env.Kube.Config, []string{nsFlag}, false, time.Now().Add(2*time.Hour))
+	h := newHarness(t, env.Kube.Config, labelScope(lbl), false, time.Now().Add(2*time.Hour))
 
 	h.counter.Reset()
 	h.runOnce(t)
+	wantExists(t, KindConfigMap, ns, "orphan", false)
 	wantExists(t, KindSecret, ns, "orphan", false)
 	if got := h.counter.Total("GET"); got != 0 {
 		t.Errorf("a watch-mode pass made %d GETs (%s), want 0", got, h.counter)
@@ -103,7 +109,7 @@ func TestWatchResyncFromCaches(t *testing.T) {
 // stops (releasing the Lease), the other takes over.
 func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	lbl, nsFlag := scope(t)
-	ns := env.Namespace(t, "le-", lbl)
+	ns := testNamespace(t, "le-", lbl)
 	leaseNS := env.Namespace(t, "lease-", nil)
 	for i := 0; i < 5; i++ {
 		createPod(t, ns, fmt.Sprintf("first-%d", i), podOpts{lifetime: ptr("1h"), job: fmt.Sprintf("f%d", i)})

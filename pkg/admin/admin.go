@@ -1,4 +1,5 @@
-// Package admin serves a tool's /metrics, /healthz and /readyz.
+// Package admin serves a tool's /metrics, /healthz and /readyz, and, when
+// asked, Go's /debug/pprof profiles.
 package admin
 
 import (
@@ -7,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,9 @@ type Server struct {
 	// Ready returns nil when the tool is ready; its error is /readyz's body.
 	Ready func() error
 	Log   *zap.Logger
+	// Pprof also serves /debug/pprof/ (net/http/pprof): heap, goroutine,
+	// CPU profiles. Off unless set: profiles reveal the process's memory.
+	Pprof bool
 }
 
 // Listen binds the address and returns the listener, so a caller (or a test
@@ -51,12 +56,22 @@ func (s *Server) Handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	if s.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
 // Serve serves on ln until ctx is done, then shuts down within 5 seconds.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if s.Pprof {
+		s.Log.Warn("Serving /debug/pprof on the admin address")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.Log.Info("Serving admin HTTP", zap.String("address", ln.Addr().String()))

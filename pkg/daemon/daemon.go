@@ -70,6 +70,8 @@ type Runner struct {
 	lastSuccess time.Time
 	lastErr     error
 	standby     bool
+	apiFailures int
+	apiErr      error
 }
 
 // New validates o and registers the common metrics.
@@ -106,7 +108,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	adminErr := make(chan error, 1)
 	if r.opts.AdminAddr != "" {
-		srv := &admin.Server{Addr: r.opts.AdminAddr, Gatherer: r.deps.Registry, Ready: r.Ready, Log: log}
+		srv := &admin.Server{Addr: r.opts.AdminAddr, Gatherer: r.deps.Registry, Ready: r.Ready, Log: log, Pprof: r.opts.Pprof}
 		ln, err := srv.Listen()
 		if err != nil {
 			return err
@@ -120,6 +122,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.probeAPI(ctx)
+	}()
 	var err error
 	if r.opts.LeaderElection.Enabled {
 		err = r.runElected(ctx)
@@ -248,11 +255,18 @@ func (r *Runner) lastSuccessUnix() int64 {
 	return r.lastSuccess.Unix()
 }
 
-// Ready reports nil when a pass succeeded within ReadyIntervals periods, or
-// when this replica is a standby waiting for the Lease.
+// Ready reports nil when the API server answers (see --api-probe-interval)
+// and a pass succeeded within ReadyIntervals periods or this replica is a
+// standby waiting for the Lease. Not ready means this replica cannot do its
+// work now; during an API server outage every replica is not ready at once,
+// which says nothing about the pods themselves (liveness, /healthz, stays
+// ok, so they are not restarted).
 func (r *Runner) Ready() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if err := r.apiReadyLocked(); err != nil {
+		return err
+	}
 	if r.standby {
 		return nil
 	}

@@ -26,7 +26,12 @@ type Options struct {
 	// than this many periods (interval, or the schedule's gap).
 	ReadyIntervals int
 	AdminAddr      string
-	LeaderElection LeaderElectionOptions
+	// Pprof serves /debug/pprof on the admin address.
+	Pprof bool
+	// APIProbeInterval is how often the daemon checks that it can reach
+	// the API server (GET /version); 0 disables the check.
+	APIProbeInterval time.Duration
+	LeaderElection   LeaderElectionOptions
 }
 
 // LeaderElectionOptions configure the Lease-based leader election.
@@ -54,6 +59,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, tool string) {
 	if o.AdminAddr == "" {
 		o.AdminAddr = ":8080"
 	}
+	if o.APIProbeInterval == 0 {
+		o.APIProbeInterval = 10 * time.Second
+	}
 	le := &o.LeaderElection
 	if le.LeaseName == "" {
 		le.LeaseName = tool
@@ -68,6 +76,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet, tool string) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "On SIGTERM, how long a running pass may take to finish before it is abandoned")
 	fs.IntVar(&o.ReadyIntervals, "ready-intervals", o.ReadyIntervals, "/readyz fails when no pass succeeded within this many periods")
 	fs.StringVar(&o.AdminAddr, "admin-address", o.AdminAddr, "Address for /metrics, /healthz and /readyz (empty disables)")
+	fs.BoolVar(&o.Pprof, "pprof", o.Pprof, "Also serve Go's /debug/pprof profiles on the admin address (off by default: they reveal the process's memory)")
+	fs.DurationVar(&o.APIProbeInterval, "api-probe-interval", o.APIProbeInterval,
+		"How often to check that the API server answers (GET /version); /readyz fails and api_server_reachable is 0 after two failed checks in a row (0 disables)")
 	fs.BoolVar(&le.Enabled, "leader-elect", le.Enabled, "Run passes only while holding a Lease, so several replicas have exactly one acting")
 	fs.StringVar(&le.LeaseName, "leader-elect-lease-name", le.LeaseName, "Name of the leader-election Lease")
 	fs.StringVar(&le.Namespace, "leader-elect-namespace", le.Namespace, "Namespace of the Lease (default: $POD_NAMESPACE or the in-cluster namespace)")

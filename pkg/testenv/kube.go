@@ -58,6 +58,8 @@ type Kube struct {
 
 	ownDir               bool
 	etcd, apiserver, kcm *process
+	// apiArgs are kube-apiserver's flags, to start it again (restart.go).
+	apiArgs []string
 }
 
 // StartKube starts etcd and kube-apiserver (and optionally
@@ -134,6 +136,7 @@ func StartKube(ctx context.Context, o KubeOptions) (*Kube, error) {
 	if err := k.etcd.waitFor(ctx, 30*time.Second, httpOK("http://"+hostPort(etcdPort)+"/health", "", "")); err != nil {
 		return nil, err
 	}
+	k.apiArgs = args
 	k.apiserver, err = startProcess("kube-apiserver", filepath.Join(k.Dir, "kube-apiserver.log"), filepath.Join(assets, "kube-apiserver"), args...)
 	if err != nil {
 		return nil, err

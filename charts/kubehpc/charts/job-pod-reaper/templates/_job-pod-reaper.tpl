@@ -6,6 +6,7 @@
 {{- if and (eq .Values.rbac.scope "namespaces") (not .Values.reapNamespaces) }}
 - "--per-namespace"
 {{- end }}
+- {{ print "--user-namespace-prefix=" (.Values.userNamespacePrefix) | quote }}
 - {{ print "--namespace-labels=" (.Values.namespaceLabels) | quote }}
 - {{ print "--object-labels=" (.Values.objectLabels) | quote }}
 - {{ print "--job-label=" (.Values.jobLabel) | quote }}
@@ -15,6 +16,10 @@
 - {{ print "--warn-before=" (.Values.warnBefore) | quote }}
 - {{ print "--grace-period-seconds=" (.Values.gracePeriodSeconds) | quote }}
 - {{ print "--max-deletions-per-pass=" (.Values.maxDeletionsPerPass) | quote }}
+- {{ print "--max-deletions-per-minute=" (.Values.maxDeletionsPerMinute) | quote }}
+- {{ print "--anomaly-percent=" (.Values.anomalyPercent) | quote }}
+- {{ print "--anomaly-min-pods=" (.Values.anomalyMinPods) | quote }}
+- {{ print "--anomaly-overdue=" (.Values.anomalyOverdue) | quote }}
 - {{ print "--orphan-min-age=" (.Values.orphanMinAge) | quote }}
 {{- end -}}
 
