@@ -197,7 +197,7 @@ func TestRBACNamespaceBootstrap(t *testing.T) {
 	c := saClient(t, "namespace-bootstrap")
 	ctx := context.Background()
 	ns := fmt.Sprintf("user-nb-%d", seq.Add(1))
-	createUserNamespace(t, ns, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, nil)
+	createUserNamespace(t, ns, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, map[string]string{"kubehpc.io/user": "nb"})
 	checkAccess(t, c, "namespace-bootstrap", []access{
 		{verb: "create", resource: "namespaces", allowed: true},
 		{verb: "patch", resource: "namespaces", name: ns, allowed: true},
@@ -217,7 +217,8 @@ func TestRBACNamespaceBootstrap(t *testing.T) {
 		{verb: "create", resource: "pods", namespace: ns, allowed: false},
 		{verb: "get", resource: "secrets", namespace: ns, name: "x", allowed: false},
 		{verb: "create", resource: "resourcequotas", namespace: ns, allowed: true},
-		{verb: "patch", resource: "serviceaccounts", namespace: ns, allowed: true},
+		// ServiceAccounts only with an image pull secret (the default one gets it).
+		{verb: "patch", resource: "serviceaccounts", namespace: ns, allowed: false},
 		{verb: "create", resource: "secrets", namespace: ns, allowed: false},
 	})
 	bind := func(name, role string) error {

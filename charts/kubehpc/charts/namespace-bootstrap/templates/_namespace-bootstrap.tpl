@@ -95,6 +95,13 @@
 - {{ print "--token-audiences=" (join "," .) | quote }}
 {{- end }}
 - {{ print "--request-timeout=" (.Values.service.requestTimeout) | quote }}
+- {{ print "--client-rate-limit=" (.Values.service.clientRateLimit) | quote }}
+- {{ print "--client-rate-burst=" (.Values.service.clientRateBurst) | quote }}
+- {{ print "--token-review-qps=" (.Values.service.tokenReviewQPS) | quote }}
+- {{ print "--token-review-burst=" (.Values.service.tokenReviewBurst) | quote }}
+{{- end }}
+{{- with .Values.allowedGroups }}
+- {{ print "--allowed-groups=" (join "," .) | quote }}
 {{- end }}
 {{- end -}}
 
