@@ -73,7 +73,10 @@ func TestGuardNamespaceBootstrap(t *testing.T) {
 	t.Cleanup(func() { _ = env.Kube.Client.CoreV1().Namespaces().Delete(ctx, foreign, metav1.DeleteOptions{}) })
 	const guard = "namespace-bootstrap guard: "
 	createRB := func(ns string, rb *rbacv1.RoleBinding) func() error {
-		return func() error { _, err := c.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); return err }
+		return func() error {
+			_, err := c.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
+			return err
+		}
 	}
 	createNS := func(name string, labels map[string]string) func() error {
 		return func() error {
