@@ -6,6 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -71,7 +74,14 @@ type Config struct {
 	Prometheus       promactivity.Options
 
 	policy Policy
+	// namespaceFile holds the namespace of the pod the tool runs in, when
+	// in a cluster (empty: inClusterNamespaceFile).
+	namespaceFile string
 }
+
+// inClusterNamespaceFile is where a pod's ServiceAccount volume names its
+// namespace.
+const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // AddFlags registers the flags, with the Open OnDemand profile as defaults.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
@@ -110,7 +120,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&c.MaxDeletionsPerPass, "max-deletions-per-pass", c.MaxDeletionsPerPass,
 		"Delete at most this many namespaces per pass (the least recently active first)")
 	fs.StringVar(&c.OwnNamespace, "own-namespace", c.OwnNamespace,
-		"The namespace this tool runs in, never deleted (also read from $POD_NAMESPACE)")
+		"The namespace this tool runs in, never deleted (also read from $POD_NAMESPACE; in a cluster the namespace it runs in is protected whatever this says)")
 	fs.StringSliceVar(&c.ProtectedNamespaces, "protected-namespaces", c.ProtectedNamespaces,
 		"More namespaces never to delete, besides the built-in default, kube-*, openshift-* and --own-namespace")
 	fs.DurationVar(&c.ActivityRecordInterval, "activity-record-interval", c.ActivityRecordInterval,
@@ -209,9 +219,23 @@ func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
 			return nil, err
 		}
 	}
-	if ns := env.Daemon.LeaderElection.Namespace; ns != "" && !IsProtected(ns, c.policy.Protected) {
-		// The Lease's namespace is the tool's own too.
-		c.policy.Protected = append(c.policy.Protected, ns)
+	// The tool's own namespace is never deleted, whatever the flags: the
+	// Lease's namespace, and the namespace it runs in (the in-cluster
+	// namespace file), besides --own-namespace and $POD_NAMESPACE.
+	own := []string{env.Daemon.LeaderElection.Namespace}
+	file := c.namespaceFile
+	if file == "" {
+		file = inClusterNamespaceFile
+	}
+	if b, err := os.ReadFile(file); err == nil {
+		own = append(own, strings.TrimSpace(string(b)))
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read the namespace this tool runs in from %s: %w", file, err)
+	}
+	for _, ns := range own {
+		if ns != "" && !IsProtected(ns, c.policy.Protected) {
+			c.policy.Protected = append(c.policy.Protected, ns)
+		}
 	}
 	client, err := protobufClient(env.RESTConfig)
 	if err != nil {
