@@ -6,10 +6,34 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOTEST_FLAGS ?= -race -timeout 30m
 export GOWORK := off
 
-.PHONY: help build test lint demo bench deps tools clean
+.PHONY: help build test lint demo bench deps tools clean images chart
+
+# Images and chart (README "Images and releases"). The image tag and the
+# chart's appVersion are VERSION; every timestamp is the commit time.
+IMAGES_DIR ?= build/images
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_LICENSES ?= NOASSERTION
+# REGISTRY=registry.example.org/kubehpc also pushes <REGISTRY>/<tool>:<VERSION>.
+REGISTRY ?=
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+CHART_DIR ?= build/chart
+# CHART_REGISTRY=oci://registry.example.org/charts also pushes the packaged chart.
+CHART_REGISTRY ?=
+# Extra flags of helm push, e.g. --plain-http for a registry without TLS.
+HELM_PUSH_FLAGS ?=
+HELM ?= $(shell hack/tool.sh helm)
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+images: ## Build an OCI image per tool (linux/amd64 + arm64, no daemon) into build/images; REGISTRY=host/path pushes them
+	@cd hack/images && go run . --root $(CURDIR) --out $(abspath $(IMAGES_DIR)) --version $(VERSION) \
+		--revision $(REVISION) --created $(SOURCE_DATE_EPOCH) --licenses $(IMAGE_LICENSES) \
+		--platforms $(IMAGE_PLATFORMS) --registry "$(REGISTRY)" $(TOOLS)
+
+chart: ## Package the umbrella chart (appVersion VERSION) into build/chart; CHART_REGISTRY=oci://host/path pushes it
+	@HELM="$(HELM)" hack/images/chart.sh "$(VERSION)" "$(CHART_DIR)" "$(CHART_REGISTRY)" $(HELM_PUSH_FLAGS)
 
 build: ## Build the four tools into bin/
 	@mkdir -p bin
@@ -36,5 +60,5 @@ demo: build ## Run the whole story on a local control plane and LDAP server (Ctr
 bench: deps ## Run the scale benchmarks against the real servers and print figures
 	@hack/bench.sh
 
-clean: ## Remove bin/ (the cached control plane stays in ~/.cache/kubehpc)
-	rm -rf bin
+clean: ## Remove bin/ and build/ (the cached control plane stays in ~/.cache/kubehpc)
+	rm -rf bin build

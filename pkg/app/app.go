@@ -65,11 +65,19 @@ func Main(t Tool, args []string, cmd Command) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
 		}
+		if errors.Is(err, ErrVersion) {
+			fmt.Fprintf(os.Stdout, "%s %s\n", t.Name, t.Version)
+			return 0
+		}
 		fmt.Fprintf(os.Stderr, "%s: %v\n", t.Name, err)
 		return 1
 	}
 	return 0
 }
+
+// ErrVersion is returned by Parse and Run for --version: the caller prints
+// the version (Main does) and exits successfully.
+var ErrVersion = errors.New("version requested")
 
 // Parse parses args and the environment into the flags registered by cmd,
 // the shared options and the daemon options. It is separate from Run so a
@@ -84,12 +92,17 @@ func Parse(t Tool, args []string, lookup func(string) (string, bool), out io.Wri
 	o.Kube.AddFlags(fs)
 	o.Log.AddFlags(fs)
 	flagenv.Help(fs, t.Name)
+	showVersion := fs.Bool("version", false, "Print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage of %s (every flag can also be set by the environment variable shown):\n%s", t.Name, fs.FlagUsages())
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	if *showVersion {
+		return nil, ErrVersion
+	}
+	fs.Lookup("version").Changed = true // no environment variable sets --version
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,18 @@ func TestHelpNamesEnvVars(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	// --version needs no valid configuration (an empty filter fails Validate).
+	if _, err := Parse(Tool{Name: "my-tool"}, []string{"--version", "--user-filter="}, noEnv, io.Discard, &fakeCmd{}); !errors.Is(err, ErrVersion) {
+		t.Errorf("Parse(--version) error = %v, want ErrVersion", err)
+	}
+	// The environment never asks for the version, even with a value that is no bool.
+	env := func(k string) (string, bool) { return "1.2.3", k == "MY_TOOL_VERSION" }
+	if _, err := Parse(Tool{Name: "my-tool"}, nil, env, io.Discard, &fakeCmd{}); err != nil {
+		t.Errorf("Parse with MY_TOOL_VERSION=1.2.3 error = %v, want nil", err)
 	}
 }
