@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
@@ -63,6 +62,9 @@ type Result struct {
 // normDN returns a canonical form of a DN for comparison: parsed, attribute
 // types and values case-folded. ok is false if dn does not parse.
 func normDN(dn string) (string, bool) {
+	if k, ok := fastNormDN(dn); ok {
+		return k, true
+	}
 	d, err := ldap.ParseDN(dn)
 	if err != nil {
 		return "", false
@@ -74,6 +76,46 @@ func normDN(dn string) (string, bool) {
 		}
 	}
 	return d.String(), true
+}
+
+// fastNormDN is normDN for the common DN without escapes, quotes or
+// multi-valued RDNs ("uid=alice, ou=people,dc=example,dc=org"): the same
+// result as ldap.ParseDN's String without parsing (a full read parses about
+// a million member DNs). ok is false when the slow path is needed.
+func fastNormDN(dn string) (string, bool) {
+	if dn == "" {
+		return "", false
+	}
+	upper := false
+	for i := 0; i < len(dn); i++ {
+		c := dn[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_', c == '@', c == ' ', c == '=', c == ',':
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		default:
+			return "", false
+		}
+	}
+	if upper {
+		dn = strings.ToLower(dn)
+	}
+	var b strings.Builder
+	b.Grow(len(dn))
+	for i, rdn := range strings.Split(dn, ",") {
+		t, v, ok := strings.Cut(strings.TrimLeft(rdn, " "), "=")
+		v = strings.TrimRight(v, " ")
+		if !ok || t == "" || v == "" || v[0] == ' ' || strings.Contains(v, "=") || strings.Contains(t, " ") {
+			return "", false
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(t)
+		b.WriteByte('=')
+		b.WriteString(v)
+	}
+	return b.String(), true
 }
 
 // number returns the canonical decimal form of a POSIX ID.
@@ -145,12 +187,15 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 	// names lists every entry with a valid key, bad or not: a bad entry
 	// named like a good one still makes the name ambiguous.
 	names := map[string][]string{}
-	for _, u := range users {
+	keys := make([]string, len(users))
+	keyErrs := make([]error, len(users))
+	for i, u := range users {
 		if u.Name == "" {
 			continue
 		}
-		if key, err := naming.NamespaceForUser(prefix, u.Name); err == nil {
-			names[key] = append(names[key], u.Name)
+		keys[i], keyErrs[i] = naming.NamespaceForUser(prefix, u.Name)
+		if keyErrs[i] == nil {
+			names[keys[i]] = append(names[keys[i]], u.Name)
 		}
 	}
 	for key, n := range names {
@@ -159,12 +204,12 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 			res.Collisions[key] = n
 		}
 	}
-	for _, u := range users {
+	for i, u := range users {
 		if u.Name == "" {
 			skip(u.DN, "", SkipMissingName, "")
 			continue
 		}
-		key, err := naming.NamespaceForUser(prefix, u.Name)
+		key, err := keys[i], keyErrs[i]
 		if err != nil {
 			skip(u.DN, u.Name, SkipInvalidUsername, err.Error())
 			continue
@@ -290,7 +335,8 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 			}
 			names = append(names, best)
 		}
-		identity.SortNumeric(gids)
+		slices.SortFunc(gids, compareDecimal) // canonical decimals: no parsing
+
 		sort.Strings(names)
 		id.GIDs = slices.Compact(gids)
 		id.Groups = slices.Compact(names)
@@ -300,6 +346,15 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		res.Identities[id.Namespace] = id
 	}
 	return res
+}
+
+// compareDecimal orders canonical decimal strings (no sign, no leading
+// zeros) by value.
+func compareDecimal(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
 }
 
 func groupIndex(byDN map[string]int, dn string) (int, bool) {

@@ -1,8 +1,10 @@
 package directory
 
 import (
+	"strings"
 	"testing"
 
+	"github.com/go-ldap/ldap/v3"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -155,5 +157,33 @@ func TestAnnotations(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("Annotations() (-want +got):\n%s", d)
+	}
+}
+
+// TestFastNormDN proves the fast path gives exactly ldap.ParseDN's
+// normalised form, and leaves what it cannot handle to it.
+func TestFastNormDN(t *testing.T) {
+	for _, dn := range []string{
+		"uid=alice,ou=people,dc=example,dc=org", "UID=Alice, OU=People, DC=Example,DC=org", "cn=John Smith,ou=people,dc=x",
+		"uid=john.smith,dc=x", "uid=a@b.c,dc=x", "cn=a_b-c,dc=x", "uid=a ,ou=p , dc=x", " uid=a,dc=x",
+		"uid = a,dc=x", "uid=,dc=x", "uid=a,,dc=x", "uid=a,dc=x,", "=a,dc=x", "uid=a=b,dc=x", "uid=a+cn=b,dc=x",
+		`cn=a\,b,dc=x`, `cn="q",dc=x`, "cn=#41,dc=x", "cn=ü,dc=x", "uid=a;dc=x",
+	} {
+		slow := ""
+		d, err := ldap.ParseDN(dn)
+		if err == nil {
+			for _, r := range d.RDNs {
+				for _, a := range r.Attributes {
+					a.Type, a.Value = strings.ToLower(a.Type), strings.ToLower(a.Value)
+				}
+			}
+			slow = d.String()
+		}
+		if fast, ok := fastNormDN(dn); ok && (err != nil || fast != slow) {
+			t.Errorf("fastNormDN(%q) = %q, want %q (ParseDN error %v)", dn, fast, slow, err)
+		}
+	}
+	if _, ok := fastNormDN("uid=alice,ou=people,dc=example,dc=org"); !ok {
+		t.Error("fastNormDN of a plain DN fell back to the slow path")
 	}
 }

@@ -1,6 +1,7 @@
 package mapsync
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -177,5 +178,18 @@ func TestPlanAnnotations(t *testing.T) {
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("PlanAnnotations() (-want +got):\n%s", d)
+	}
+}
+
+// TestJSONList proves the fast rendering equals json.Marshal's.
+func TestJSONList(t *testing.T) {
+	for _, v := range [][]string{nil, {}, {"10001"}, {"10001", "20001"}, {"a-b.c_d"}, {`q"uote`}, {`back\slash`}, {"<tag>&"}, {"jürgen"}, {"tab\t"}} {
+		want := []byte("[]")
+		if v != nil {
+			want, _ = json.Marshal(v)
+		}
+		if got := jsonList(v); got != string(want) {
+			t.Errorf("jsonList(%q) = %s, want %s", v, got, want)
+		}
 	}
 }

@@ -55,8 +55,11 @@ type Pass struct {
 
 	// Kept between passes: the LDAP entries (for incremental reads) and the
 	// identities resolved from them (reused while LDAP is unchanged).
-	cache         directory.Cache
-	known         map[string]knownConfigMap
+	cache directory.Cache
+	known map[string]knownConfigMap
+	// gen counts resolutions; rendered holds each mapper's data of one.
+	gen           int
+	rendered      map[string]rendered
 	results       map[directory.View]directory.Result
 	announcedFull bool
 
@@ -75,6 +78,7 @@ func New(cfg *Config, d Deps) (*Pass, error) {
 		p.out = os.Stdout
 	}
 	p.known = map[string]knownConfigMap{}
+	p.rendered = map[string]rendered{}
 	if p.clock = d.Clock; p.clock == nil {
 		p.clock = clock.RealClock{}
 	}
@@ -134,6 +138,7 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 			}
 		}
 		p.results = results
+		p.gen++ // the rendered maps are stale
 	}
 	p.reportSkips(views, results)
 	collisions := p.refuseCollisions(views, results)
@@ -337,8 +342,13 @@ type cmPlan struct {
 func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result) ([]cmPlan, error) {
 	var out []cmPlan
 	for _, m := range p.cfg.Mappers {
-		c := cmPlan{mapper: m, name: ConfigMapName(m), desired: Render(m, results[dir.For(m)].Identities)}
-		cur, err := p.getConfigMap(ctx, c.name)
+		r, ok := p.rendered[m]
+		if !ok || r.gen != p.gen { // LDAP changed since: render again
+			r = rendered{gen: p.gen, data: Render(m, results[dir.For(m)].Identities)}
+			p.rendered[m] = r
+		}
+		c := cmPlan{mapper: m, name: ConfigMapName(m), desired: r.data}
+		cur, fromCache, err := p.getConfigMap(ctx, c.name)
 		if err != nil {
 			return nil, fmt.Errorf("get ConfigMap %s/%s (nothing written): %w", p.cfg.Namespace, c.name, err)
 		}
@@ -346,7 +356,10 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, result
 			c.cur, c.current = cur, cur.Data
 			c.labelled = cur.Labels[identity.ManagedByLabel] == ToolName
 		}
-		c.diff = DiffData(c.current, c.desired)
+		if !fromCache || p.known[c.name].gen != p.gen {
+			c.diff = DiffData(c.current, c.desired)
+		} // else: the map holds what this tool wrote from these very identities
+
 		c.size = DataSize(c.desired)
 		c.stored = StoredSize(p.desiredConfigMap(c))
 		p.m.keys.WithLabelValues(c.name).Set(float64(len(c.desired)))
@@ -359,8 +372,9 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, result
 
 // getConfigMap returns a ConfigMap (nil if absent). When the tool wrote or
 // read it before, a metadata-only GET tells whether it changed since; if
-// not, the data kept from then is used instead of downloading up to 1 MiB.
-func (p *Pass) getConfigMap(ctx context.Context, name string) (*corev1.ConfigMap, error) {
+// not, the data kept from then is used instead of downloading up to 1 MiB
+// (fromCache).
+func (p *Pass) getConfigMap(ctx context.Context, name string) (cm *corev1.ConfigMap, fromCache bool, err error) {
 	if k, ok := p.known[name]; ok {
 		var meta metav1.PartialObjectMetadata
 		err := p.client.CoreV1().RESTClient().Get().Namespace(p.cfg.Namespace).Resource("configmaps").Name(name).
@@ -368,29 +382,37 @@ func (p *Pass) getConfigMap(ctx context.Context, name string) (*corev1.ConfigMap
 		switch {
 		case apierrors.IsNotFound(err):
 			delete(p.known, name)
-			return nil, nil
+			return nil, false, nil
 		case err != nil:
-			return nil, err
+			return nil, false, err
 		case meta.ResourceVersion == k.resourceVersion:
-			return &corev1.ConfigMap{ObjectMeta: meta.ObjectMeta, Data: k.data}, nil
+			return &corev1.ConfigMap{ObjectMeta: meta.ObjectMeta, Data: k.data}, true, nil
 		}
 	}
 	cur, err := p.client.CoreV1().ConfigMaps(p.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		delete(p.known, name)
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	p.known[name] = knownConfigMap{resourceVersion: cur.ResourceVersion, data: cur.Data}
-	return cur, nil
+	p.known[name] = knownConfigMap{resourceVersion: cur.ResourceVersion, data: cur.Data, gen: -1}
+	return cur, false, nil
 }
 
-// knownConfigMap is a ConfigMap's data at a resourceVersion.
+// knownConfigMap is a ConfigMap's data at a resourceVersion; gen is the
+// resolution it was rendered from when this tool wrote it (-1 if read).
 type knownConfigMap struct {
 	resourceVersion string
 	data            map[string]string
+	gen             int
+}
+
+// rendered is a mapper's data rendered from resolution gen.
+type rendered struct {
+	gen  int
+	data map[string]string
 }
 
 // desiredConfigMap is the object the tool writes: the current one's
@@ -509,7 +531,7 @@ func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
 		return fmt.Errorf("write ConfigMap %s: %w", ref, err)
 	}
 	p.m.writes.WithLabelValues("configmap", "success").Inc()
-	p.known[c.name] = knownConfigMap{resourceVersion: res.ResourceVersion, data: c.desired}
+	p.known[c.name] = knownConfigMap{resourceVersion: res.ResourceVersion, data: c.desired, gen: p.gen}
 	p.log.Info("Updated ConfigMap", fields...)
 	p.rec.Eventf(res, corev1.EventTypeNormal, "Synced", "Synced %d users from LDAP: %d added, %d removed, %d changed",
 		len(c.desired), len(c.diff.Added), len(c.diff.Removed), len(c.diff.Changed))

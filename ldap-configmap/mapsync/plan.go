@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -41,11 +42,39 @@ func Render(mapper string, ids map[string]directory.Identity) map[string]string 
 }
 
 func jsonList(v []string) string {
-	if v == nil {
-		v = []string{}
+	n := 2
+	for _, s := range v {
+		if !plainJSON(s) {
+			b, _ := json.Marshal(v) // a []string always marshals
+			return string(b)
+		}
+		n += len(s) + 3
 	}
-	b, _ := json.Marshal(v) // a []string always marshals
-	return string(b)
+	// What json.Marshal gives, without reflection (a full sync renders
+	// 100,000 lists).
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteByte('[')
+	for i, s := range v {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// plainJSON reports whether json.Marshal writes s unchanged between quotes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // DataSize is the size the API server counts against its 1 MiB limit.
@@ -173,12 +202,12 @@ const storedOverhead = 256
 // StoredSize is the size of cm as the API server stores it in etcd (its
 // protobuf encoding, managedFields included) plus what the server adds.
 func StoredSize(cm *corev1.ConfigMap) int {
-	c := cm
 	if len(cm.ManagedFields) == 1 && cm.ManagedFields[0].Manager == "" && cm.ManagedFields[0].FieldsV1 == nil {
-		c = cm.DeepCopy()
+		c := *cm              // shallow: the data is not copied
 		c.ManagedFields = nil // the reset entry: nothing is stored
+		return c.Size() + storedOverhead
 	}
-	return c.Size() + storedOverhead
+	return cm.Size() + storedOverhead
 }
 
 // OwnedAnnotations are the namespace annotations this tool writes and
