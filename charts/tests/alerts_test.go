@@ -46,14 +46,14 @@ var metricsNamespaces = map[string]string{
 // requiredAlerts are the alerts each tool's PrometheusRule must have (with
 // its defaults): the list, for what each tool exports.
 var requiredAlerts = map[string][]string{
-	"ldap-configmap": {"LdapConfigmapPassesFailing", "LdapConfigmapNoSuccessfulPass", "LdapConfigmapLeaderMissing",
+	"ldap-configmap": {"LdapConfigmapPassesFailing", "LdapConfigmapNoSuccessfulPass", "LdapConfigmapLeaderMissing", "LdapConfigmapAPIServerUnreachable",
 		"LdapConfigmapRefusedEmpty", "LdapConfigmapRefusedLargeDrop", "LdapConfigmapRefusedSize", "LdapConfigmapUsernameCollisions"},
-	"job-pod-reaper": {"JobPodReaperPassesFailing", "JobPodReaperNoSuccessfulPass", "JobPodReaperLeaderMissing",
-		"JobPodReaperInvalidWalltimes", "JobPodReaperDeletionCapReached"},
-	"namespace-reaper": {"NamespaceReaperPassesFailing", "NamespaceReaperNoSuccessfulPass", "NamespaceReaperLeaderMissing",
+	"job-pod-reaper": {"JobPodReaperPassesFailing", "JobPodReaperNoSuccessfulPass", "JobPodReaperLeaderMissing", "JobPodReaperAPIServerUnreachable",
+		"JobPodReaperInvalidWalltimes", "JobPodReaperMassDeletionStopped", "JobPodReaperDeletionsRateLimited"},
+	"namespace-reaper": {"NamespaceReaperPassesFailing", "NamespaceReaperNoSuccessfulPass", "NamespaceReaperLeaderMissing", "NamespaceReaperAPIServerUnreachable",
 		"NamespaceReaperDeletionCapReached"},
-	"namespace-bootstrap": {"NamespaceBootstrapPassesFailing", "NamespaceBootstrapNoSuccessfulPass", "NamespaceBootstrapLeaderMissing",
-		"NamespaceBootstrapServiceErrors", "NamespaceBootstrapRateLimited"},
+	"namespace-bootstrap": {"NamespaceBootstrapPassesFailing", "NamespaceBootstrapNoSuccessfulPass", "NamespaceBootstrapLeaderMissing", "NamespaceBootstrapAPIServerUnreachable",
+		"NamespaceBootstrapServiceErrors", "NamespaceBootstrapRateLimited", "NamespaceBootstrapIdentityCollisions"},
 }
 
 // toolMetric is a metric family a tool registers.
