@@ -153,6 +153,9 @@ func (e *benchEnv) step(b *testing.B, name string, wantErr bool) {
 	b.ReportMetric(float64(e.counter.Total()), name+"_api_requests")
 	b.ReportMetric(float64(e.counter.Writes()), name+"_api_writes")
 	b.ReportMetric(float64(e.pass.LastLDAPRequests.Load()), name+"_ldap_requests")
+	if d := time.Duration(e.pass.LastAnnotationWrites.Load()); d > 0 && e.counter.Total("PATCH") > 100 {
+		b.ReportMetric(float64(e.counter.Total("PATCH"))/d.Seconds(), name+"_namespace_patches/s")
+	}
 }
 
 func (e *benchEnv) deleteOneUser(b *testing.B) {

@@ -65,6 +65,9 @@ type Pass struct {
 
 	// Stats of the last pass, for benchmarks and tests.
 	LastLDAPRequests atomic.Int64
+	// LastAnnotationWrites is how long the namespace annotation writes of
+	// the last pass took (nanoseconds).
+	LastAnnotationWrites atomic.Int64
 }
 
 // New builds a pass. cfg must have been validated.
@@ -222,7 +225,10 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		}
 	}
 	if ann != nil {
-		if err := p.writeAnnotations(ctx, ann); err != nil {
+		start := p.clock.Now()
+		err := p.writeAnnotations(ctx, ann)
+		p.LastAnnotationWrites.Store(int64(p.clock.Since(start)))
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

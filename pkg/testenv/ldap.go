@@ -93,6 +93,7 @@ index objectClass eq
 index uid,cn,memberUid eq
 index uidNumber,gidNumber eq
 index member,memberOf eq
+index entryCSN eq
 overlay memberof
 memberof-group-oc groupOfNames
 memberof-member-ad member
