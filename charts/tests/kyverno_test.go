@@ -184,7 +184,11 @@ func generateSuite(t *testing.T, dir, engine, source string) {
 		"pod-security/supplemental-groups-policy-strict", "pod-security/resources-required", "pod-security/resources-maximum",
 		"pod-security/lifetime-required", "pod-security/lifetime-valid", "pod-security/lifetime-maximum", "pod-security/registries",
 		"pod-security/host-namespaces", "pod-security/privileged", "pod-security/privilege-escalation", "pod-security/capabilities",
-		"pod-security/host-ports", "pod-security/host-paths"} {
+		"pod-security/host-ports", "pod-security/host-paths",
+		"pod-restricted/seccomp", "pod-restricted/apparmor", "pod-restricted/selinux", "pod-restricted/proc-mount", "pod-restricted/sysctls",
+		"pod-restricted/host-process", "pod-volumes/volume-types", "pod-volumes/nfs", "pod-volumes/ephemeral-claim-size",
+		"pod-scheduling/node-name", "pod-scheduling/tolerations", "pod-scheduling/priority-class", "pod-scheduling/runtime-class",
+		"pod-scheduling/pod-totals"} {
 		pol, r, _ := strings.Cut(rule, "/")
 		if engine == "vap" {
 			continue
@@ -192,7 +196,8 @@ func generateSuite(t *testing.T, dir, engine, source string) {
 		results = append(results, result{Policy: "kubehpc-" + pol, Rule: r, Resources: []string{"good"}, Kind: "Pod", Result: "pass"})
 	}
 	if engine == "vap" {
-		for _, p := range []string{"kubehpc-pod-uid", "kubehpc-pod-gid", "kubehpc-pod-gids", "kubehpc-pod-groups", "kubehpc-pod-security", "kubehpc-pod-hostpath"} {
+		for _, p := range []string{"kubehpc-pod-uid", "kubehpc-pod-gid", "kubehpc-pod-gids", "kubehpc-pod-groups", "kubehpc-pod-security", "kubehpc-pod-hostpath",
+			"kubehpc-pod-restricted", "kubehpc-pod-scheduling"} {
 			results = append(results, result{Policy: p, Resources: []string{"good"}, Kind: "Pod", Result: "pass"})
 		}
 	}

@@ -16,7 +16,8 @@ import (
 // a binding has one param; membership in the JSON arrays is tested exactly as
 // the quoted string "N") and proves on the API server: a well-formed pod is
 // admitted, every attack of the catalogue is denied, and a user missing from
-// the maps is denied with a message that says so.
+// the maps is denied with a message that says so. Its namespaces are named
+// cm-* and carry no label: the rules apply by name.
 func TestVAPConfigMaps(t *testing.T) {
 	installUmbrella(t) // the umbrella's ClusterRoles; its policies do not select these namespaces
 	ctx := context.Background()
@@ -25,8 +26,8 @@ func TestVAPConfigMaps(t *testing.T) {
 		"--values", filepath.Join("testdata", "policies-configmaps-values.yaml")); err != nil {
 		t.Fatalf("install the policies chart alone: %v", err)
 	}
-	nsName := fmt.Sprintf("user-carol-%d", seq.Add(1))
-	missingNS := fmt.Sprintf("user-dave-%d", seq.Add(1))
+	nsName := fmt.Sprintf("cm-carol-%d", seq.Add(1))
+	missingNS := fmt.Sprintf("cm-dave-%d", seq.Add(1))
 	maps := map[string]map[string]string{
 		"user-uid-map":    {nsName: "10001", "user-other": "10002"},
 		"user-gid-map":    {nsName: "10001"},
@@ -40,9 +41,15 @@ func TestVAPConfigMaps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	labels := map[string]string{"kubehpc.io/test-identity": "configmaps"}
-	createUserNamespace(t, nsName, labels, nil)
-	createUserNamespace(t, missingNS, labels, nil)
+	// Named with the prefix, no label: the rules apply by name.
+	for _, n := range []string{nsName, missingNS} {
+		if _, err := env.Kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = env.Kube.Client.CoreV1().Namespaces().Delete(context.Background(), n, metav1.DeleteOptions{})
+		})
+	}
 	carol := bindUser(t, &user{Name: "carol", Namespace: nsName, UID: "10001", GID: "10001", GIDs: []string{"10001", "20001"}, Groups: []string{"carol", "pzs0001"}})
 	dave := bindUser(t, &user{Name: "dave", Namespace: missingNS, UID: "10009", GID: "10009", GIDs: []string{"10009"}, Groups: []string{"dave"}})
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,7 +97,7 @@ var attacks = []attack{
 	{"privilege escalation unset", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.AllowPrivilegeEscalation = nil }, "allowPrivilegeEscalation must be false in every container; not in: init", "pod-security/privilege-escalation"},
 	{"added capability", func(p *corev1.Pod) {
 		p.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"NET_ADMIN"}
-	}, "adding capabilities is not allowed: main", "pod-security/capabilities"},
+	}, "capabilities must drop ALL and may add only NET_BIND_SERVICE; not in: main", "pod-security/capabilities"},
 	{"runAsUser of another user", func(p *corev1.Pod) { p.Spec.SecurityContext.RunAsUser = ptr(int64(10002)) }, "runAsUser must be 10001, the LDAP UID of alice", "pod-identity/run-as-user"},
 	{"container runAsUser of another user", func(p *corev1.Pod) { p.Spec.Containers[0].SecurityContext.RunAsUser = ptr(int64(10002)) }, "wrong or unset in: main", "pod-identity/run-as-user"},
 	{"init container as root", func(p *corev1.Pod) { p.Spec.InitContainers[0].SecurityContext.RunAsUser = ptr(int64(0)) }, "runAsUser must be 10001, the LDAP UID of alice, in the pod securityContext or in every container; wrong or unset in: init", "pod-identity/run-as-user"},
@@ -111,7 +112,11 @@ var attacks = []attack{
 	{"supplemental group that is a substring of one of the user's", func(p *corev1.Pod) {
 		p.Spec.SecurityContext.SupplementalGroups = []int64{2000}
 	}, "not theirs: 2000", "pod-identity/supplemental-groups"},
-	{"supplementalGroupsPolicy not Strict", func(p *corev1.Pod) { p.Spec.SecurityContext.SupplementalGroupsPolicy = nil }, "supplementalGroupsPolicy must be Strict", "pod-security/supplemental-groups-policy-strict"},
+	// Unset is set to Strict by mutation (attacks_test.go proves it).
+	{"supplementalGroupsPolicy Merge", func(p *corev1.Pod) {
+		merge := corev1.SupplementalGroupsPolicyMerge
+		p.Spec.SecurityContext.SupplementalGroupsPolicy = &merge
+	}, "supplementalGroupsPolicy must be Strict", "pod-security/supplemental-groups-policy-strict"},
 	{"account the user is not in", func(p *corev1.Pod) { p.Labels["account"] = "pzs0002" }, "account pzs0002 is not one of the LDAP groups of alice", "pod-identity/account-is-users-group"},
 	{"account that is a substring of the user's", func(p *corev1.Pod) { p.Labels["account"] = "pzs000" }, "account pzs000 is not one of the LDAP groups of alice", "pod-identity/account-is-users-group"},
 	{"no account", func(p *corev1.Pod) { delete(p.Labels, "account") }, "the label 'account' (the project account the pod charges) is required", "pod-identity/account-required"},
@@ -120,11 +125,13 @@ var attacks = []attack{
 	{"lifetime in days", func(p *corev1.Pod) { p.Annotations["pod.kubernetes.io/lifetime"] = "1d" }, "pod.kubernetes.io/lifetime 1d is not a positive duration", "pod-security/lifetime-valid"},
 	{"no limits", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits = nil }, "every container needs CPU and memory requests and limits; missing in: main", "pod-security/resources-required"},
 	{"no memory limit", func(p *corev1.Pod) { delete(p.Spec.InitContainers[0].Resources.Limits, corev1.ResourceMemory) }, "missing in: init", "pod-security/resources-required"},
+	// Just over the per-container caps, under the per-pod totals (16 CPUs,
+	// 64Gi), so that only the per-container rule denies.
 	{"CPU limit over the max", func(p *corev1.Pod) {
-		p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("16")
+		p.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU] = resource.MustParse("9")
 	}, "CPU requests and limits may be at most 8 and memory at most 32Gi per container; over in: main", "pod-security/resources-maximum"},
 	{"memory over the max", func(p *corev1.Pod) {
-		p.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("64Gi")
+		p.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = resource.MustParse("34Gi")
 		p.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = resource.MustParse("33Gi")
 	}, "over in: main", "pod-security/resources-maximum"},
 	{"untrusted registry", func(p *corev1.Pod) { p.Spec.Containers[0].Image = "evil.example.com/miner:1" }, "images may only come from registry.example.org, docker.io/library; not allowed: main", "pod-security/registries"},
@@ -168,8 +175,9 @@ func TestVAPUserMissing(t *testing.T) {
 	}
 }
 
-// TestVAPScope proves the pod rules apply only to user namespaces: not to an
-// excluded one, not to one without the label, not to the release namespace.
+// TestVAPScope proves the pod rules apply by namespace name: not to an
+// excluded namespace, not to the release namespace, but to a user namespace
+// without the open-ondemand label (issue 11: a label can be removed).
 func TestVAPScope(t *testing.T) {
 	installUmbrella(t)
 	ctx := context.Background()
@@ -178,11 +186,59 @@ func TestVAPScope(t *testing.T) {
 	bad.Spec.SecurityContext.RunAsNonRoot = nil
 	excluded := "user-operator"
 	createUserNamespace(t, excluded, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, nil)
-	unlabelled := "user-unlabelled-" + strconv.FormatInt(seq.Add(1), 10)
-	createUserNamespace(t, unlabelled, nil, nil)
-	for _, ns := range []string{excluded, unlabelled, releaseNamespace} {
+	for _, ns := range []string{excluded, releaseNamespace} {
 		if _, err := env.Kube.Client.CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			t.Errorf("create a host-network root pod in %s (outside the policies' scope): %v", ns, err)
+		}
+	}
+	unlabelled := "user-unlabelled-" + strconv.FormatInt(seq.Add(1), 10)
+	createUserNamespace(t, unlabelled, nil, nil)
+	_, err := env.Kube.Client.CoreV1().Pods(unlabelled).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if !isDenied(err, "host namespaces are not allowed") {
+		t.Errorf("create a host-network pod in %s (a user namespace without the label): err = %v, want a denial", unlabelled, err)
+	}
+}
+
+// TestVAPLabelRemoved proves a user namespace whose open-ondemand label is
+// removed (as a tool's service account could, issue 11 hole 6) still gets
+// every rule: the whole catalogue is denied there, the well-formed pod
+// admitted.
+func TestVAPLabelRemoved(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	alice := newUser(t, "unlabel", "10001", "10001", []string{"10001", "20001"}, []string{"unlabel", "pzs0001"})
+	patch := []byte(`{"metadata":{"labels":{"app.kubernetes.io/name":null}}}`)
+	if _, err := env.Kube.Client.CoreV1().Namespaces().Patch(ctx, alice.Namespace, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("remove the label of %s: %v", alice.Namespace, err)
+	}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	if _, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(ctx, goodPod(alice), dry); err != nil {
+		t.Fatalf("create a well-formed pod: %v", err)
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			t.Parallel()
+			p := goodPod(alice)
+			a.mutate(p)
+			want := strings.ReplaceAll(a.want, "alice", "unlabel")
+			if _, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(ctx, p, dry); !isDenied(err, want) {
+				t.Errorf("create pod (%s) in a namespace without the label: err = %v, want a denial containing %q", a.name, err, want)
+			}
+		})
+	}
+}
+
+// TestWalltimePatternShared proves both engines' policies use
+// pkg/walltime.Pattern, the reaper's grammar, verbatim.
+func TestWalltimePatternShared(t *testing.T) {
+	want := strings.ReplaceAll(walltime.Pattern, `\`, `\\`)
+	for _, engine := range []string{"vap", "kyverno"} {
+		out, err := helm(t, "template", "kubehpc", subchart(t, "policies"), "--set", "engine="+engine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(out, want); n < 2 {
+			t.Errorf("engine %s: the policies hold pkg/walltime.Pattern %d times, want at least 2 (valid, maximum)", engine, n)
 		}
 	}
 }

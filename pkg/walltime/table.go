@@ -20,7 +20,9 @@ type Case struct {
 
 // LoadTable reads the shared table (tests of this package, of
 // job-pod-reaper and of the chart's policies all read the one file).
-// Format: value<TAB>yes|no[<TAB>seconds]; lines starting with # are comments.
+// Format: value<TAB>yes|no[<TAB>seconds]; lines starting with # are comments;
+// a value starting with a double quote is a Go string literal ("\t1h"), for
+// whitespace and control characters.
 func LoadTable(path string) ([]Case, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -39,15 +41,24 @@ func LoadTable(path string) ([]Case, error) {
 			return nil, fmt.Errorf("walltime table %s: bad row %q", path, line)
 		}
 		c := Case{Value: parts[0], Accepted: parts[1] == "yes"}
+		if strings.HasPrefix(c.Value, `"`) {
+			v, err := strconv.Unquote(c.Value)
+			if err != nil {
+				return nil, fmt.Errorf("walltime table %s: bad quoted value in row %q: %w", path, line, err)
+			}
+			c.Value = v
+		}
 		if c.Accepted {
 			if len(parts) < 3 {
 				return nil, fmt.Errorf("walltime table %s: accepted row %q has no seconds", path, line)
 			}
-			secs, err := strconv.ParseFloat(parts[2], 64)
+			// Seconds as a decimal, read exactly (a float64 loses the
+			// nanoseconds of large values).
+			d, err := time.ParseDuration(parts[2] + "s")
 			if err != nil {
 				return nil, fmt.Errorf("walltime table %s: bad row %q: %w", path, line, err)
 			}
-			c.Duration = time.Duration(secs * float64(time.Second))
+			c.Duration = d
 		}
 		cases = append(cases, c)
 	}

@@ -10,10 +10,15 @@ import (
 	"time"
 )
 
-// Pattern is the accepted grammar: one or more <number><unit> with unit h, m,
-// s or ms and an optional decimal fraction, e.g. "01h00m00s", "90m",
-// "1h30m", "1.5h". The admission policies use this exact regular expression.
-const Pattern = `^([0-9]+(\.[0-9]+)?(h|ms|m|s))+$`
+// Pattern is the accepted grammar: one to four <number><unit> with unit h,
+// m, s or ms and an optional decimal fraction, e.g. "01h00m00s", "90m",
+// "1h30m", "1.5h". The integer part has at most 5 digits for h, 7 for m, 9
+// for s and 12 for ms, so no value the pattern admits overflows Go's
+// time.Duration (at most about 1.1 million hours, against 2.56 million): a
+// value like 3000000h is rejected by the pattern itself, with the same message
+// as any other malformed value, by this parser and by both policy engines,
+// which use this exact regular expression (and Go's duration parser after it).
+const Pattern = `^(([0-9]{1,5}(\.[0-9]+)?h)|([0-9]{1,7}(\.[0-9]+)?m)|([0-9]{1,9}(\.[0-9]+)?s)|([0-9]{1,12}(\.[0-9]+)?ms)){1,4}$`
 
 // Parse returns the walltime, which must match Pattern and be positive.
 func Parse(s string) (time.Duration, error) {

@@ -7,10 +7,12 @@ match:
         kinds: {{ toJson .kinds }}
         operations: {{ toJson (.operations | default (list "CREATE" "UPDATE")) }}
         {{- if $v.namespacePrefix }}
+        {{- /* The name alone decides: a label can be removed. */}}
         namespaces: [{{ printf "%s*" $v.namespacePrefix | quote }}]
-        {{- end }}
+        {{- else }}
         namespaceSelector:
           {{- toYaml $v.namespaceSelector | nindent 10 }}
+        {{- end }}
 exclude:
   any:
     - resources:
@@ -93,4 +95,57 @@ namespace {{"{{"}} request.namespace {{"}}"}} has no LDAP identity (kubehpc.io/u
 {{- else -}}
 user {{"{{"}} request.namespace {{"}}"}} is missing from ConfigMap {{ include "policies.configMapNamespace" . }}/{{ .Values.configMaps.uid }} or {{ .Values.configMaps.gid }}: the user is not in LDAP, or ldap-configmap has not synced them yet
 {{- end -}}
+{{- end -}}
+
+{{/* JMESPath: @ (a path) equals or is below one of the directories (list of entries with {user} and {home}), on whole segments. */}}
+{{- define "policies.kyverno.under" -}}
+{{- $out := list -}}
+{{- range . -}}
+{{- $e := . | include "policies.celEscape" -}}
+{{- if eq $e "/" -}}
+{{- $out = append $out "starts_with(@, '/')" -}}
+{{- else -}}
+{{- $guard := list "`true`" -}}
+{{- if contains "{user}" $e }}{{ $guard = append $guard "'{{ user_path }}' != ''" }}{{ end -}}
+{{- if contains "{home}" $e }}{{ $guard = append $guard "'{{ home_path }}' != ''" }}{{ end -}}
+{{- $s := $e | replace "{user}" "{{ user_path }}" | replace "{home}" "{{ home_path }}" -}}
+{{- $out = append $out (printf "(%s && (@ == '%s' || starts_with(@, '%s/')))" (join " && " $guard) $s $s) -}}
+{{- end -}}
+{{- end -}}
+{{- default "`false`" (join " || " $out) -}}
+{{- end -}}
+
+{{/* The context giving user_path and home_path: the user's name and home directory when they are plain paths, else ''. */}}
+{{- define "policies.kyverno.pathContext" -}}
+{{- include "policies.kyverno.identityContext" . }}
+{{- if eq .Values.identitySource "annotations" }}
+- name: user_name
+  variable:
+    jmesPath: "nsann.\"kubehpc.io/user\" || ''"
+{{- else }}
+- name: user_name
+  variable:
+    jmesPath: "trim_prefix(request.namespace, '{{ .Values.namespacePrefix }}')"
+{{- if not .Values.hostPaths.allowUserHome }}
+{{- if include "policies.needsHome" . }}
+- name: homemap
+  configMap:
+    name: {{ .Values.configMaps.home }}
+    namespace: {{ include "policies.configMapNamespace" . }}
+- name: home
+  variable:
+    jmesPath: "homemap.data.\"{{"{{"}} request.namespace {{"}}"}}\" || ''"
+{{- else }}
+- name: home
+  variable:
+    value: ""
+{{- end }}
+{{- end }}
+{{- end }}
+- name: user_path
+  variable:
+    jmesPath: "regex_match('^[A-Za-z0-9_][A-Za-z0-9._-]*$', user_name) && user_name || ''"
+- name: home_path
+  variable:
+    jmesPath: "regex_match('^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$', home) && home || ''"
 {{- end -}}

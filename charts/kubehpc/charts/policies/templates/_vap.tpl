@@ -220,9 +220,11 @@ spec:
     parameterNotFoundAction: Deny
   {{- end }}
   {{- if .matchUserNamespaces }}
+  {{- /* With a prefix, the name alone decides (matchConditions): a label can be removed. */}}
+  {{- $sel := ternary (dict) $ctx.Values.namespaceSelector (ne $ctx.Values.namespacePrefix "") }}
   matchResources:
     namespaceSelector:
-      {{- with $ctx.Values.namespaceSelector.matchLabels }}
+      {{- with $sel.matchLabels }}
       matchLabels:
         {{- toYaml . | nindent 8 }}
       {{- end }}
@@ -230,7 +232,7 @@ spec:
         - key: kubernetes.io/metadata.name
           operator: NotIn
           values: {{ include "policies.excluded" $ctx }}
-        {{- with $ctx.Values.namespaceSelector.matchExpressions }}
+        {{- with $sel.matchExpressions }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
   {{- end }}
