@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	watchapi "k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -34,6 +35,7 @@ const (
 type population struct {
 	once    sync.Once
 	nsFlag  string
+	prefix  string
 	lbl     map[string]string
 	ns      []string
 	created time.Duration
@@ -56,7 +58,8 @@ func populate(b *testing.B) *population {
 	p.once.Do(func() {
 		v := fmt.Sprintf("bench%d", os.Getpid()%10000)
 		p.lbl = map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": v}
-		p.nsFlag = "--namespace-labels=" + identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue + ",kubehpc-test=" + v
+		p.prefix = "bench-" + v + "-"
+		p.nsFlag = "--user-namespace-prefix=" + p.prefix
 		client, err := kubernetes.NewForConfig(fastConfig(5000, 10000))
 		if err != nil {
 			p.err = err
@@ -139,7 +142,7 @@ func createBenchNamespace(ctx context.Context, client kubernetes.Interface, ns s
 func BenchmarkOncePass(b *testing.B) {
 	p := populate(b)
 	for b.Loop() {
-		dry := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0", "--dry-run"}, true, time.Now().Add(2*time.Hour))
+		dry := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--warn-before=0", "--dry-run"}, true, time.Now().Add(2*time.Hour))
 		start := time.Now()
 		if err := dry.r.RunOnce(dry.ctx); err != nil {
 			b.Fatal(err)
@@ -147,7 +150,7 @@ func BenchmarkOncePass(b *testing.B) {
 		b.ReportMetric(time.Since(start).Seconds(), "dry_run_pass_s")
 		fmt.Fprintf(os.Stderr, "bench: --once --dry-run pass %v: %s\n", time.Since(start).Round(time.Millisecond), dry.counter)
 
-		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0"}, true, time.Now().Add(2*time.Hour))
+		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--warn-before=0"}, true, time.Now().Add(2*time.Hour))
 		start = time.Now()
 		if err := h.r.RunOnce(h.ctx); err != nil {
 			b.Fatal(err)
@@ -180,7 +183,7 @@ func BenchmarkWatch(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		start := time.Now()
-		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--max-deletions-per-pass=0", "--warn-before=0"}, false, time.Time{})
+		h := newHarness(b, fastConfig(500, 1000), []string{p.nsFlag, "--warn-before=0"}, false, time.Time{})
 		synced := time.Since(start)
 		runtime.GC()
 		runtime.ReadMemStats(&after)
@@ -228,7 +231,14 @@ func BenchmarkWatch(b *testing.B) {
 // end (creationTimestamp + 4s, as the reaper computes it) to the DELETED
 // event seen by an independent watch.
 func measureLag(b *testing.B, admin kubernetes.Interface, p *population) (lags, addLags []time.Duration) {
+	return measureLagSpread(b, admin, p, 0)
+}
+
+// measureLagSpread is measureLag with the pods' creations spread evenly
+// over spread (new expiries arriving, rather than all at once).
+func measureLagSpread(b *testing.B, admin kubernetes.Interface, p *population, spread time.Duration) (lags, addLags []time.Duration) {
 	b.Helper()
+	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	sel := "bench-lag=" + strconv.Itoa(os.Getpid())
@@ -250,6 +260,12 @@ func measureLag(b *testing.B, admin kubernetes.Interface, p *population) (lags, 
 				identity.ManagedByLabel: identity.OnDemandManagedBy, identity.JobLabel: "lag-" + strconv.Itoa(i), "bench-lag": strconv.Itoa(os.Getpid())},
 				Annotations: map[string]string{identity.LifetimeAnnotation: lifetime.String()}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.org/app"}}},
+		}
+		if spread > 0 {
+			at := begin.Add(spread * time.Duration(i) / benchLagPods)
+			_ = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, spread+time.Second, true, func(context.Context) (bool, error) {
+				return !time.Now().Before(at), nil
+			})
 		}
 		sem <- struct{}{}
 		wg.Add(1)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -345,6 +346,35 @@ func serviceAccount(t *testing.T, reapIn []string, leaseNS ...string) *rest.Conf
 			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The RBAC authorizer sees new bindings a moment later: wait for them.
+	user := "system:serviceaccount:" + saNS + ":" + id
+	check := func(ns, verb, resource string) {
+		group, res, _ := strings.Cut(resource, ".")
+		if res != "" {
+			group, res = res, group
+		} else {
+			group, res = "", resource
+		}
+		sar := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{User: user, Groups: testenv.ServiceAccountGroups(saNS),
+			ResourceAttributes: &authv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: res}}}
+		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			res, err := env.Kube.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			return err == nil && res.Status.Allowed, nil
+		})
+		if err != nil {
+			t.Fatalf("%s may not %s %s in %q within 30s of its bindings: %v", user, verb, resource, ns, err)
+		}
+	}
+	check("", "list", "namespaces")
+	if reapIn == nil {
+		check("", "list", "pods")
+	}
+	for _, ns := range reapIn {
+		check(ns, "list", "pods")
+	}
+	for _, ns := range leaseNS {
+		check(ns, "get", "leases.coordination.k8s.io")
 	}
 	return env.Kube.ServiceAccountConfig(saNS, id)
 }

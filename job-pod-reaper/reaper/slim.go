@@ -15,20 +15,22 @@ import (
 // the CPU and memory requests summed over its containers (as one
 // container). It is the pod informer's transform and is applied to each
 // page of a --once LIST.
-func slimPod(obj any) (any, error) {
+func (r *Reaper) slimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return stripManagedFields(obj)
 	}
-	return slim(p), nil
+	return r.slim(p), nil
 }
 
-func slim(p *corev1.Pod) *corev1.Pod {
+// slim returns the slim copy of p. Of the labels it keeps the job and
+// account labels, or all of them when pods are chosen by label (no prefix).
+func (r *Reaper) slim(p *corev1.Pod) *corev1.Pod {
 	out := &corev1.Pod{
 		TypeMeta: p.TypeMeta,
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
-			Labels: p.Labels, CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
+			Labels: r.keptLabels(p.Labels), CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
 		},
 	}
 	if v, ok := p.Annotations[identity.LifetimeAnnotation]; ok {
@@ -49,4 +51,36 @@ func slim(p *corev1.Pod) *corev1.Pod {
 	}
 	out.Status.StartTime = p.Status.StartTime
 	return out
+}
+
+// keptLabels returns the labels the reaper reads: the job label (and, on
+// pods, the account label); all of them when objects are chosen by label
+// client-side (no prefix).
+func (r *Reaper) keptLabels(l map[string]string) map[string]string {
+	if !r.cfg.byPrefix() {
+		return l
+	}
+	var out map[string]string
+	for _, k := range []string{r.jobLabel, identity.AccountLabel} {
+		if v, ok := l[k]; ok && k != "" {
+			if out == nil {
+				out = make(map[string]string, 2)
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// slimMetadata keeps of a Service's or ConfigMap's metadata only what the
+// reaper reads: name, namespace, UID, creation time and the job label.
+func (r *Reaper) slimMetadata(obj any) (any, error) {
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return stripManagedFields(obj)
+	}
+	return &metav1.PartialObjectMetadata{TypeMeta: m.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		CreationTimestamp: m.CreationTimestamp, Labels: r.keptLabels(m.Labels),
+	}}, nil
 }

@@ -121,7 +121,7 @@ func (s *listSource) read(ctx context.Context, ns string, inScope map[string]boo
 		}
 		for i := range pods.Items {
 			if p := &pods.Items[i]; keep(p.Namespace) {
-				snap.pods = append(snap.pods, slim(p))
+				snap.pods = append(snap.pods, r.slim(p))
 			}
 		}
 		if opts.Continue = pods.Continue; opts.Continue == "" {

@@ -397,7 +397,7 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 	podSel := r.podSelector.String()
 	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSel }),
-		informers.WithTransform(slimPod))
+		informers.WithTransform(r.slimPod))
 	c := &objCache{pods: f.Core().V1().Pods().Informer(), objects: map[string]cache.SharedIndexInformer{}, stop: stop}
 	if err := c.pods.AddIndexers(cache.Indexers{jobIndex: r.jobIndexFunc}); err != nil {
 		return nil, nil, fmt.Errorf("add pod index: %w", err)
@@ -415,8 +415,8 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 		tweak := func(o *metav1.ListOptions) { o.LabelSelector = objSel }
 		for _, ck := range companionKinds {
 			inf := metadatainformer.NewFilteredMetadataInformer(r.meta, ck.gvr, ns, 0,
-				cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, jobIndex: r.jobIndexFunc}, tweak).Informer()
-			if err := inf.SetTransform(stripManagedFields); err != nil {
+				cache.Indexers{jobIndex: r.jobIndexFunc}, tweak).Informer()
+			if err := inf.SetTransform(r.slimMetadata); err != nil {
 				return nil, nil, fmt.Errorf("set %s transform: %w", ck.kind, err)
 			}
 			c.objects[ck.kind] = inf

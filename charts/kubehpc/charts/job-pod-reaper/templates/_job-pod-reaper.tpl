@@ -21,9 +21,15 @@
 - {{ print "--anomaly-min-pods=" (.Values.anomalyMinPods) | quote }}
 - {{ print "--anomaly-overdue=" (.Values.anomalyOverdue) | quote }}
 - {{ print "--orphan-min-age=" (.Values.orphanMinAge) | quote }}
+- {{ print "--kube-api-qps=" (.Values.kubeApiQps) | quote }}
+- {{ print "--kube-api-burst=" (.Values.kubeApiBurst) | quote }}
 {{- end -}}
 
 {{- define "job-pod-reaper.env" -}}
+{{- with .Values.goMemLimit }}
+- name: GOMEMLIMIT
+  value: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "job-pod-reaper.ports" -}}
