@@ -186,8 +186,8 @@ func generateSuite(t *testing.T, dir, engine, source string) {
 		"pod-security/host-namespaces", "pod-security/privileged", "pod-security/privilege-escalation", "pod-security/capabilities",
 		"pod-security/host-ports", "pod-security/host-paths",
 		"pod-restricted/seccomp", "pod-restricted/apparmor", "pod-restricted/selinux", "pod-restricted/proc-mount", "pod-restricted/sysctls",
-		"pod-restricted/host-process", "pod-volumes/volume-types", "pod-volumes/nfs", "pod-volumes/ephemeral-claim-size",
-		"pod-scheduling/node-name", "pod-scheduling/tolerations", "pod-scheduling/priority-class", "pod-scheduling/runtime-class",
+		"pod-restricted/host-process", "pod-volumes/volume-types",
+		"pod-scheduling/node-name", "pod-scheduling/priority-class", "pod-scheduling/runtime-class",
 		"pod-scheduling/pod-totals"} {
 		pol, r, _ := strings.Cut(rule, "/")
 		if engine == "vap" {
