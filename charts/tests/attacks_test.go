@@ -53,6 +53,11 @@ type catalogueCase struct {
 	// Expect is a subset every created Pod must hold afterwards (mutations,
 	// LimitRange defaults).
 	Expect map[string]any `json:"expect"`
+	// Kyverno is the ClusterPolicy rule ("policy/rule" without the name
+	// prefix) that decides the case, for the Kyverno CLI suite generated from
+	// the catalogue (create cases only: the CLI has no UPDATE, LimitRanger or
+	// API server defaulting).
+	Kyverno string `json:"kyverno"`
 }
 
 type engineVerdict struct {

@@ -68,6 +68,7 @@ func TestKyvernoCLI(t *testing.T) {
 	generateSuite(t, filepath.Join(suite, "configmaps"), "kyverno", "configMaps")
 	generateSuite(t, filepath.Join(suite, "annotations"), "kyverno", "annotations")
 	generateSuite(t, filepath.Join(suite, "vap"), "vap", "configMaps")
+	generateCatalogueSuite(t, filepath.Join(suite, "catalogue"))
 	// The hand-written suites (rule 8 on UPDATE, rule 9 by user) test the
 	// policies the chart renders now.
 	for _, dir := range []string{"immutable", "namespace-identity"} {
@@ -345,4 +346,81 @@ func podName(s string) string {
 		}
 	}
 	return strings.TrimSuffix(b.String(), "-")
+}
+
+// generateCatalogueSuite writes (with -update) or checks the suite made from
+// the attack catalogue (testdata/attacks): the Kyverno ClusterPolicies the
+// chart renders with the catalogue's values, every create case's objects as
+// resources in user-alice, and for each case the result of the rule that
+// decides it (fail for a denial, pass for an admission).
+func generateCatalogueSuite(t *testing.T, dir string) {
+	t.Helper()
+	policy, err := helm(t, "template", "kubehpc", subchart(t, "policies"), "--namespace", "kubehpc",
+		"--values", filepath.Join(catalogueDir, "values.yaml"), "--set", "engine=kyverno", "--set", "configMaps.namespace=kubehpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &catalogueUser{Name: "alice", Namespace: "user-alice", Vars: map[string]string{"UID": "10001", "GID": "10001", "GID2": "20001",
+		"USER": "alice", "HOME": "/users/alice", "ACCOUNT": "pzs0001", "NAMESPACE": "user-alice"}}
+	base := catalogueBasePod(t, u)
+	type result struct {
+		Policy    string   `json:"policy"`
+		Rule      string   `json:"rule"`
+		Resources []string `json:"resources"`
+		Kind      string   `json:"kind"`
+		Result    string   `json:"result"`
+	}
+	var resources bytes.Buffer
+	var results []result
+	add := func(obj map[string]any) {
+		b, err := yaml.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&resources, "---\n%s", b)
+	}
+	for _, c := range loadCatalogue(t, u.Vars) {
+		if c.Kyverno == "" {
+			continue
+		}
+		pol, rule, _ := strings.Cut(c.Kyverno, "/")
+		kind := "Pod"
+		if pol == "service" {
+			kind = "Service"
+		}
+		want := map[string]string{"allow": "pass", "deny": "fail"}[c.Verdict]
+		var objs []map[string]any
+		if len(c.Objects) > 0 {
+			objs = c.Objects
+		} else {
+			p := patchPod(t, c.Name, base.DeepCopy(), c.Patch)
+			p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+			p.GenerateName, p.Name = "", c.Name
+			objs = []map[string]any{toMap(t, p)}
+		}
+		for _, o := range objs {
+			meta := o["metadata"].(map[string]any)
+			meta["namespace"] = u.Namespace
+			add(o)
+			if o["kind"] == kind {
+				results = append(results, result{Policy: "kubehpc-" + pol, Rule: rule, Resources: []string{meta["name"].(string)}, Kind: kind, Result: want})
+			}
+		}
+	}
+	test := map[string]any{
+		"apiVersion": "cli.kyverno.io/v1alpha1",
+		"kind":       "Test",
+		"metadata":   map[string]any{"name": "kubehpc-catalogue"},
+		"policies":   []string{"policy.yaml"},
+		"resources":  []string{"resources.yaml"},
+		"variables":  "values.yaml",
+		"results":    results,
+	}
+	tb, err := yaml.Marshal(test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGenerated(t, filepath.Join(dir, "policy.yaml"), generatedHeader+policy)
+	checkGenerated(t, filepath.Join(dir, "resources.yaml"), generatedHeader+resources.String())
+	checkGenerated(t, filepath.Join(dir, "kyverno-test.yaml"), generatedHeader+string(tb))
 }
