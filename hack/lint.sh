@@ -8,7 +8,7 @@ staticcheck=$(hack/tool.sh staticcheck)
 status=0
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would rewrite:"; echo "$unformatted"; status=1; fi
-for m in pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap charts/tests e2e; do
+for m in pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap charts/tests e2e hack/images; do
   [ -f "$m/go.mod" ] || continue
   echo "=== vet + staticcheck $m"
   (cd "$m" && go vet ./... && "$staticcheck" ./...) || status=1

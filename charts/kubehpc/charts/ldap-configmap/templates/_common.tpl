@@ -42,15 +42,35 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The image reference. <registry>/<repository>@<digest> when image.digest is set
+(the tag is then ignored), else <registry>/<repository>:<tag>. The registry is
+image.registry, else global.imageRegistry, else ghcr.io/kubehpc: one value
+moves every tool to a site's mirror. A repository whose first component is a
+registry host (has a "." or ":", or is localhost, as in Docker's reference
+grammar) is a full repository and takes no registry: OSC's values keep
+working. The tag is image.tag, else the chart's appVersion, which `make chart`
+sets to the VERSION `make images` tagged.
+*/}}
 {{- define "kubehpc.image" -}}
-{{- $registry := .Values.image.registry | default ((.Values.global).imageRegistry) | default "" -}}
+{{- $registry := .Values.image.registry | default ((.Values.global).imageRegistry) | default "ghcr.io/kubehpc" | trimSuffix "/" -}}
 {{- $repo := .Values.image.repository -}}
-{{- if $registry }}{{ $repo = printf "%s/%s" $registry $repo }}{{ end -}}
+{{- $first := first (splitList "/" $repo) -}}
+{{- if not (and (contains "/" $repo) (or (contains "." $first) (contains ":" $first) (eq $first "localhost"))) -}}
+{{- $repo = printf "%s/%s" $registry $repo -}}
+{{- end -}}
 {{- if .Values.image.digest -}}
 {{ $repo }}@{{ .Values.image.digest }}
 {{- else -}}
 {{ $repo }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+{{- end -}}
+
+{{/* The pod's imagePullSecrets: the chart's, else global's; each a Secret name or {name: …}. */}}
+{{- define "kubehpc.imagePullSecrets" -}}
+{{- range (.Values.imagePullSecrets | default ((.Values.global).imagePullSecrets)) }}
+- name: {{ if kindIs "string" . }}{{ . | quote }}{{ else }}{{ .name | quote }}{{ end }}
+{{- end }}
 {{- end -}}
 
 {{/* True when the tool runs as a CronJob (one pass per run, --once). */}}
@@ -114,9 +134,9 @@ spec:
   {{- if include "kubehpc.isCronJob" . }}
   restartPolicy: {{ .Values.cronJob.restartPolicy }}
   {{- end }}
-  {{- with (.Values.imagePullSecrets | default ((.Values.global).imagePullSecrets)) }}
+  {{- with (include "kubehpc.imagePullSecrets" . | trim) }}
   imagePullSecrets:
-    {{- toYaml . | nindent 4 }}
+    {{- . | nindent 4 }}
   {{- end }}
   {{- with .Values.priorityClassName }}
   priorityClassName: {{ . }}
