@@ -1,6 +1,5 @@
 # kubehpc: make help lists the targets.
 SHELL := /bin/bash
-MODULES := pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap charts/tests e2e
 TOOLS := ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 GOTEST_FLAGS ?= -race -timeout 30m

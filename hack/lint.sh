@@ -8,11 +8,12 @@ staticcheck=$(hack/tool.sh staticcheck)
 status=0
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would rewrite:"; echo "$unformatted"; status=1; fi
-for m in pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap charts/tests e2e hack/images; do
-  [ -f "$m/go.mod" ] || continue
+modules=$(hack/modules.sh)
+# hack/images (the image builder) is linted too; it is not a test module.
+for m in $modules hack/images; do
   echo "=== vet + staticcheck $m"
   (cd "$m" && go vet ./... && "$staticcheck" ./...) || status=1
 done
-versions=$(for m in pkg/go.mod */go.mod charts/tests/go.mod; do [ -f "$m" ] && grep -h 'k8s.io/client-go ' "$m" | awk '{print $2}'; done | sort -u)
+versions=$(for m in $modules; do grep -h 'k8s.io/client-go ' "$m/go.mod" | awk '{print $2}'; done | sort -u)
 if [ "$(echo "$versions" | grep -c .)" -gt 1 ]; then echo "client-go versions differ between modules: $versions"; status=1; fi
 exit $status

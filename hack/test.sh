@@ -8,8 +8,8 @@ export KUBEBUILDER_ASSETS=${KUBEBUILDER_ASSETS:-$(hack/tool.sh kubebins)}
 export KUBEHPC_HELM=${KUBEHPC_HELM:-$(hack/tool.sh helm)}
 export KUBEHPC_ROOT=$PWD
 status=0
-for m in pkg ldap-configmap job-pod-reaper namespace-reaper namespace-bootstrap charts/tests e2e; do
-  [ -f "$m/go.mod" ] || continue
+modules=$(hack/modules.sh)
+for m in $modules; do
   echo "=== go test $m"
   (cd "$m" && go test "$@" ./...) || status=1
 done
