@@ -9,7 +9,7 @@ export KUBEHPC_HELM=${KUBEHPC_HELM:-$(hack/tool.sh helm)}
 export KUBEHPC_ROOT=$PWD
 status=0
 modules=$(hack/modules.sh)
-for m in $modules; do
+for m in $modules hack/images; do
   echo "=== go test $m"
   (cd "$m" && go test "$@" ./...) || status=1
 done

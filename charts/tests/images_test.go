@@ -103,11 +103,13 @@ func doPublish(t *testing.T) (*artefacts, error) {
 	}
 	a.created = time.Unix(sec, 0).UTC()
 
-	// The temp directories outlive the test that happens to run publish.
+	// Not t.TempDir: publish runs once for several tests. The layouts are
+	// removed once the digests are read; the tests pull from the registry.
 	work, err := os.MkdirTemp("", "kubehpc-release-")
 	if err != nil {
 		return nil, err
 	}
+	defer os.RemoveAll(work)
 	start := time.Now()
 	for i, dir := range []string{"images-1", "images-2"} {
 		args := []string{"-C", root, "images", "VERSION=" + a.version, "IMAGES_DIR=" + filepath.Join(work, dir)}

@@ -88,8 +88,12 @@ func (o *Options) FlagSet() *flag.FlagSet {
 	return fs
 }
 
-// tagPattern is the OCI distribution spec's tag grammar.
-var tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+var (
+	// tagPattern is the OCI distribution spec's tag grammar.
+	tagPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	// registryPattern is host[:port][/path], as the charts' global.imageRegistry.
+	registryPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$`)
+)
 
 // Validate checks the options after parsing, gathering every error.
 func (o *Options) Validate() error {
@@ -114,11 +118,14 @@ func (o *Options) Validate() error {
 	if len(o.Tools) == 0 {
 		errs = append(errs, errors.New("no TOOL given"))
 	}
+	if o.Registry != "" && !registryPattern.MatchString(o.Registry) {
+		errs = append(errs, fmt.Errorf("--registry %q: want host[:port][/path], e.g. registry.example.org/kubehpc (no scheme, no trailing /)", o.Registry))
+	}
 	for _, t := range o.Tools {
 		if _, err := os.Stat(filepath.Join(o.Root, t, "main.go")); err != nil {
 			errs = append(errs, fmt.Errorf("tool %q: %w", t, err))
 		}
-		if o.Registry != "" {
+		if o.Registry != "" && registryPattern.MatchString(o.Registry) {
 			if _, err := name.NewTag(o.Registry + "/" + t + ":" + o.Version); err != nil {
 				errs = append(errs, fmt.Errorf("--registry %q: %w", o.Registry, err))
 			}
