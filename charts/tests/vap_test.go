@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubehpc/kubehpc/pkg/walltime"
 )
@@ -357,5 +359,45 @@ func TestVAPEphemeralContainers(t *testing.T) {
 	}
 	if err := debug("ok", "registry.example.org/debug:1", 10008); err != nil {
 		t.Errorf("add a well-formed ephemeral container: %v", err)
+	}
+}
+
+// TestVAPTypeChecking proves the API server type-checks every pod and
+// Service policy of the umbrella (identity from annotations) and of the
+// catalogue's install (identity from ConfigMaps) without a warning: a
+// misspelt field would otherwise make an expression fail at admission.
+func TestVAPTypeChecking(t *testing.T) {
+	installUmbrella(t)
+	installCatalogue(t, "vap")
+	ctx := context.Background()
+	names := map[string]bool{}
+	list, err := env.Kube.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if strings.HasPrefix(p.Name, "kubehpc-pod-") || strings.HasPrefix(p.Name, "cat-vap-") || p.Name == "kubehpc-service" {
+			names[p.Name] = true
+		}
+	}
+	for _, want := range []string{"kubehpc-pod-restricted", "kubehpc-pod-scheduling", "kubehpc-service", "kubehpc-pod-hostpath", "cat-vap-pod-hostpath", "cat-vap-pod-restricted"} {
+		if !names[want] {
+			t.Errorf("ValidatingAdmissionPolicy %s is not installed", want)
+		}
+	}
+	for name := range names {
+		var vap *admissionregistrationv1.ValidatingAdmissionPolicy
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			var err error
+			vap, err = env.Kube.Client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+			return err == nil && vap.Status.TypeChecking != nil, nil
+		})
+		if err != nil {
+			t.Errorf("ValidatingAdmissionPolicy %s: no type-checking result: %v", name, err)
+			continue
+		}
+		for _, w := range vap.Status.TypeChecking.ExpressionWarnings {
+			t.Errorf("ValidatingAdmissionPolicy %s: type-checking warning at %s: %s", name, w.FieldRef, w.Warning)
+		}
 	}
 }
