@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -434,6 +436,17 @@ func TestMigrationFromOSC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	// The tool runs in this process and routes klog (a global) at start,
+	// so the requests made meanwhile go through plain HTTP clients, which
+	// do not log through klog.
+	raw := map[string]*http.Client{}
+	for name := range clients {
+		hc, err := rest.HTTPClientFor(kube.ConfigAs(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[name] = hc
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var during []string
@@ -447,7 +460,7 @@ func TestMigrationFromOSC(t *testing.T) {
 				return
 			default:
 			}
-			during = append(during, admitted(ctx, clients)...)
+			during = append(during, admittedHTTP(ctx, kube.Host, raw)...)
 			rounds++
 		}
 	}()
@@ -597,6 +610,39 @@ func TestMigrationFromOSC(t *testing.T) {
 	if _, err := clients["dave"].CoreV1().Pods("user-dave").Create(ctx, migPod(oscUsers[3], clients["dave"]), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !isDenied(err, "has no LDAP identity") {
 		t.Errorf("dave's pod after he left LDAP: err = %v, want a denial saying he has no LDAP identity", err)
 	}
+}
+
+// admittedHTTP is admitted through plain HTTP clients (a server-side dry-run
+// POST of each user's pod).
+func admittedHTTP(ctx context.Context, host string, clients map[string]*http.Client) []string {
+	var denied []string
+	for _, u := range oscUsers {
+		c, ok := clients[u.name]
+		if !ok {
+			continue
+		}
+		p := migPod(u, nil)
+		p.APIVersion, p.Kind = "v1", "Pod"
+		body, _ := json.Marshal(p) // a Pod always marshals
+		url := host + "/api/v1/namespaces/user-" + u.name + "/pods?dryRun=All"
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			denied = append(denied, fmt.Sprintf("%s: %v", u.name, err))
+			continue
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			denied = append(denied, fmt.Sprintf("%s: %v", u.name, err))
+			continue
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			denied = append(denied, fmt.Sprintf("%s: HTTP %d %s", u.name, resp.StatusCode, msg))
+		}
+	}
+	return denied
 }
 
 // admittedNormalised is admitted with namespace names as ood_core makes them.
