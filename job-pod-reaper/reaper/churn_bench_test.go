@@ -61,7 +61,7 @@ func BenchmarkDaemonChurn(b *testing.B) {
 		cmd := exec.CommandContext(ctx, bin, "--kubeconfig="+env.Kube.KubeconfigPath, "--user-namespace-prefix="+prefix, "--admin-address="+addr,
 			"--log-format=json", "--log-level=warn", "--kube-api-qps=200", "--kube-api-burst=400", "--interval=1m", "--pprof")
 		cmd.Stderr = os.Stderr
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+benchGoMemLimit)
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+benchGoMemLimit())
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}

@@ -29,8 +29,14 @@ import (
 // benchBacklog is how many pods are overdue when the daemon starts.
 const benchBacklog = 500
 
-// benchGoMemLimit is the chart's default goMemLimit.
-const benchGoMemLimit = "100MiB"
+// benchGoMemLimit is GOMEMLIMIT of the benchmarked process: the chart's
+// default goMemLimit, or $KUBEHPC_BENCH_GOMEMLIMIT.
+func benchGoMemLimit() string {
+	if v := os.Getenv("KUBEHPC_BENCH_GOMEMLIMIT"); v != "" {
+		return v
+	}
+	return "100MiB"
+}
 
 // BenchmarkDaemon10k runs the job-pod-reaper binary as its own process (so
 // its memory is its own) with the chart's settings over the population
@@ -69,7 +75,7 @@ func BenchmarkDaemon10k(b *testing.B) {
 		cmd := exec.CommandContext(ctx, bin, "--kubeconfig="+env.Kube.KubeconfigPath, p.nsFlag, "--admin-address="+addr,
 			"--log-format=json", "--log-level=warn", "--kube-api-qps=200", "--kube-api-burst=400", "--pprof")
 		cmd.Stderr = os.Stderr
-		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+benchGoMemLimit)
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT="+benchGoMemLimit())
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -128,9 +134,9 @@ func BenchmarkDaemon10k(b *testing.B) {
 		b.ReportMetric(float64(rss)/(1<<20), "rss_MiB")
 		b.ReportMetric(metrics["go_memstats_heap_alloc_bytes"]/(1<<20), "heap_MiB")
 		fmt.Fprintf(os.Stderr, "bench: daemon ready in %v, %d overdue pods cleared %v after start, new pods' lag p50 %.0fms p99 %.0fms max %.0fms; "+
-			"peak RSS %.0f MiB, RSS %.0f MiB, heap %.0f MiB, anomaly_stopped %v, rate_limited %v, retries %v\n",
+			"peak RSS %.0f MiB, RSS %.0f MiB, heap %.0f MiB (GOMEMLIMIT %s), anomaly_stopped %v, rate_limited %v, retries %v\n",
 			ready.Round(time.Millisecond), benchBacklog, backlogDone.Round(time.Millisecond), pct(0.5), pct(0.99), lags[len(lags)-1].Seconds()*1000,
-			float64(hwm)/(1<<20), float64(rss)/(1<<20), metrics["go_memstats_heap_alloc_bytes"]/(1<<20),
+			float64(hwm)/(1<<20), float64(rss)/(1<<20), metrics["go_memstats_heap_alloc_bytes"]/(1<<20), benchGoMemLimit(),
 			metrics["job_pod_reaper_anomaly_stopped"], metrics["job_pod_reaper_rate_limited_deletions_total"], metrics["job_pod_reaper_delete_retries_total"])
 	}
 }
