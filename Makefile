@@ -38,7 +38,7 @@ build: ## Build the four tools into bin/
 	@mkdir -p bin
 	@for t in $(TOOLS); do echo "go build $$t"; (cd $$t && go build -trimpath -ldflags "-X main.version=$(VERSION)" -o ../bin/$$t .) || exit 1; done
 
-deps: ## Install what the tests need: slapd (Debian), the control plane, Helm and the Kyverno CLI (built from the Go module proxy, cached)
+deps: ## Install what the tests need: slapd (Debian), the control plane, Helm and Kyverno's CLI and admission controller (built from the Go module proxy, cached)
 	@hack/install-deps.sh
 	@hack/tool.sh kubebins >/dev/null
 	@hack/tool.sh helm >/dev/null
