@@ -58,6 +58,8 @@ type Session struct {
 	close func() error
 	// requests counts LDAP requests (each page is one).
 	requests atomic.Int64
+	// openPeer opens a second session for concurrent full reads (nil: none).
+	openPeer func() (*Session, error)
 }
 
 // NewSession wraps a Searcher (tests; Open for a real server).

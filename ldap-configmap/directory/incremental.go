@@ -217,6 +217,44 @@ func later(mode, a, b string) bool {
 	return a > b
 }
 
+// merge adds o's entries to t's.
+func (t *tracker) merge(o *tracker) *tracker {
+	t.entries += o.entries
+	for _, a := range t.attrs {
+		t.counts[a] += o.counts[a]
+		if later(a, o.max[a], t.max[a]) {
+			t.max[a] = o.max[a]
+		}
+	}
+	return t
+}
+
+// both runs users on s and groups on a second connection at the same time
+// (a full read of a large directory spends most of its time waiting for
+// the server), or one after the other when no second connection opens.
+func (s *Session) both(users, groups func(*Session) error) error {
+	var peer *Session
+	if s.openPeer != nil {
+		if p, err := s.openPeer(); err == nil {
+			peer = p
+			defer func() {
+				s.requests.Add(peer.Requests())
+				_ = peer.Close()
+			}()
+		}
+	}
+	if peer == nil {
+		if err := users(s); err != nil {
+			return err
+		}
+		return groups(s)
+	}
+	gerr := make(chan error, 1)
+	go func() { gerr <- groups(peer) }()
+	uerr := users(s)
+	return errors.Join(uerr, <-gerr)
+}
+
 // mode picks the first tracking attribute every entry carries.
 func (t *tracker) mode() (string, string) {
 	if t.entries == 0 {
@@ -270,24 +308,38 @@ func (s *Session) ReadCached(ctx context.Context, views []View, cache *Cache, o 
 		}
 		reason = nf.reason
 	}
-	t := newTracker(ad)
+	ut, gt := newTracker(ad), newTracker(ad)
 	c := &Cache{key: key, marker: marker, users: map[string]map[string]User{}, groups: map[string]map[string]Group{}, fullAt: o.Now}
-	for _, v := range views {
-		if _, ok := c.users[v.UserFilter]; !ok {
+	readUsers := func(s *Session) error {
+		for _, v := range views {
+			if _, ok := c.users[v.UserFilter]; ok {
+				continue
+			}
 			m := map[string]User{}
-			if err := s.users(ctx, v.UserFilter, t.attrs, func(u User, e *ldap.Entry) { m[cacheKeyOf(u.DN)] = u; t.see(e) }); err != nil {
-				return nil, ReadStats{}, err
+			if err := s.users(ctx, v.UserFilter, ut.attrs, func(u User, e *ldap.Entry) { m[cacheKeyOf(u.DN)] = u; ut.see(e) }); err != nil {
+				return err
 			}
 			c.users[v.UserFilter] = m
 		}
-		if _, ok := c.groups[v.GroupFilter]; !ok {
+		return nil
+	}
+	readGroups := func(s *Session) error {
+		for _, v := range views {
+			if _, ok := c.groups[v.GroupFilter]; ok {
+				continue
+			}
 			m := map[string]Group{}
-			if err := s.groups(ctx, v.GroupFilter, t.attrs, func(g Group, e *ldap.Entry) { m[cacheKeyOf(g.DN)] = g; t.see(e) }); err != nil {
-				return nil, ReadStats{}, err
+			if err := s.groups(ctx, v.GroupFilter, gt.attrs, func(g Group, e *ldap.Entry) { m[cacheKeyOf(g.DN)] = g; gt.see(e) }); err != nil {
+				return err
 			}
 			c.groups[v.GroupFilter] = m
 		}
+		return nil
 	}
+	if err := s.both(readUsers, readGroups); err != nil {
+		return nil, ReadStats{}, err
+	}
+	t := ut.merge(gt)
 	c.mode, c.since = t.mode()
 	c.build()
 	*cache = *c

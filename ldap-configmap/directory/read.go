@@ -143,6 +143,7 @@ func ReadCached(ctx context.Context, cfg *Config, views []View, cache *Cache, o 
 		return nil, ReadStats{}, 0, err
 	}
 	defer func() { _ = s.Close() }()
+	s.openPeer = func() (*Session, error) { return Open(ctx, cfg) }
 	snap, st, err := s.ReadCached(ctx, views, cache, o)
 	return snap, st, s.Requests(), err
 }

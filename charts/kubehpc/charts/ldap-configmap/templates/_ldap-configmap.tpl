@@ -63,6 +63,11 @@
 {{- end -}}
 
 {{- define "ldap-configmap.env" -}}
+{{- /* The Go runtime collects harder near the container's memory limit instead of being killed at it. */}}
+- name: GOMEMLIMIT
+  valueFrom:
+    resourceFieldRef:
+      resource: limits.memory
 {{- end -}}
 
 {{- define "ldap-configmap.ports" -}}
