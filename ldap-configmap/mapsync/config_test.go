@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/app"
@@ -191,5 +195,28 @@ func TestJSONList(t *testing.T) {
 		if got := jsonList(v); got != string(want) {
 			t.Errorf("jsonList(%q) = %s, want %s", v, got, want)
 		}
+	}
+}
+
+// TestFullReadFallbackAnnouncedOnce: a server without change tracking is
+// announced once in the log, and by incremental_sync 0 at every pass.
+func TestFullReadFallbackAnnouncedOnce(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	p := &Pass{cfg: NewConfig(), log: zap.New(core), m: newMetrics(prometheus.NewRegistry())}
+	p.reportRead(directory.ReadStats{Full: true, Reason: directory.FullFirst, Mode: directory.TrackCSN})
+	if got := testutil.ToFloat64(p.m.incremental); got != 1 {
+		t.Errorf("incremental_sync with entryCSN = %v, want 1", got)
+	}
+	for range 3 {
+		p.reportRead(directory.ReadStats{Full: true, Reason: directory.FullNoMarkers, Mode: directory.TrackNone})
+	}
+	if got := testutil.ToFloat64(p.m.incremental); got != 0 {
+		t.Errorf("incremental_sync without change tracking = %v, want 0", got)
+	}
+	if got := logs.FilterMessageSnippet("Fell back to full LDAP reads").Len(); got != 1 {
+		t.Errorf("fallback log lines = %d, want 1", got)
+	}
+	if got := testutil.ToFloat64(p.m.reads.WithLabelValues("full")); got != 4 {
+		t.Errorf("ldap_reads_total{kind=full} = %v, want 4", got)
 	}
 }
