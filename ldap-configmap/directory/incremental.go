@@ -359,7 +359,7 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 	groups := map[string]map[string]Group{}
 	for _, v := range views {
 		if _, ok := users[v.UserFilter]; !ok {
-			m := cloneMap(cache.users[v.UserFilter])
+			m := maps.Clone(cache.users[v.UserFilter])
 			err := s.users(ctx, "(&"+v.UserFilter+changed+")", t.attrs, func(u User, e *ldap.Entry) {
 				m[cacheKeyOf(u.DN)] = u
 				t.see(e)
@@ -382,7 +382,7 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 			users[v.UserFilter] = m
 		}
 		if _, ok := groups[v.GroupFilter]; !ok {
-			m := cloneMap(cache.groups[v.GroupFilter])
+			m := maps.Clone(cache.groups[v.GroupFilter])
 			err := s.groups(ctx, "(&"+v.GroupFilter+changed+")", t.attrs, func(g Group, e *ldap.Entry) {
 				m[cacheKeyOf(g.DN)] = g
 				t.see(e)
@@ -458,7 +458,6 @@ func cacheKeyOf(dn string) string {
 	return "\x00" + dn
 }
 
-func cloneMap[V any](m map[string]V) map[string]V { return maps.Clone(m) }
 
 // build rebuilds the snapshot from the cached entries, in DN order so that
 // a snapshot does not depend on map order.

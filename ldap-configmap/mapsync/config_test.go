@@ -220,3 +220,33 @@ func TestFullReadFallbackAnnouncedOnce(t *testing.T) {
 		t.Errorf("ldap_reads_total{kind=full} = %v, want 4", got)
 	}
 }
+
+// TestRenderChanges proves rendering only what changed gives Render's data
+// and DiffData's diff, for every mapper.
+func TestRenderChanges(t *testing.T) {
+	id := func(user, uid, home string, gids ...string) directory.Identity {
+		return directory.Identity{User: user, UID: uid, GID: uid, Home: home, GIDs: gids, Groups: gids}
+	}
+	old := map[string]directory.Identity{
+		"user-a": id("a", "1", "/h/a", "1", "10"), "user-b": id("b", "2", "/h/b", "2"), "user-c": id("c", "3", "", "3"),
+		"user-d": id("d", "4", "/h/d", "4"),
+	}
+	cur := map[string]directory.Identity{
+		"user-a": id("a", "1", "/h/a", "1", "10", "11"), // groups changed
+		"user-b": id("b", "2", "/h/b", "2"),             // unchanged
+		"user-c": id("c", "3", "/h/c", "3"),             // home added
+		"user-e": id("e", "5", "", "5"),                 // new, no home
+		// user-d deleted
+	}
+	for _, m := range directory.Mappers {
+		oldData := Render(m, old)
+		data, d := RenderChanges(m, old, oldData, cur)
+		want := Render(m, cur)
+		if diff := cmp.Diff(want, data); diff != "" {
+			t.Errorf("RenderChanges(%s) data (-Render +got):\n%s", m, diff)
+		}
+		if diff := cmp.Diff(DiffData(oldData, want), d); diff != "" {
+			t.Errorf("RenderChanges(%s) diff (-DiffData +got):\n%s", m, diff)
+		}
+	}
+}

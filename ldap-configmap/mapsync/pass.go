@@ -348,9 +348,18 @@ type cmPlan struct {
 func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result) ([]cmPlan, error) {
 	var out []cmPlan
 	for _, m := range p.cfg.Mappers {
+		ids := results[dir.For(m)].Identities
 		r, ok := p.rendered[m]
-		if !ok || r.gen != p.gen { // LDAP changed since: render again
-			r = rendered{gen: p.gen, data: Render(m, results[dir.For(m)].Identities)}
+		var changes *Diff // from the previous rendering, when rendered from it
+		switch {
+		case ok && r.gen == p.gen:
+		case ok: // LDAP changed since: render what changed
+			data, d := RenderChanges(m, r.ids, r.data, ids)
+			changes = &d
+			r = rendered{gen: p.gen, ids: ids, data: data, from: r.gen}
+			p.rendered[m] = r
+		default:
+			r = rendered{gen: p.gen, ids: ids, data: Render(m, ids), from: -1}
 			p.rendered[m] = r
 		}
 		c := cmPlan{mapper: m, name: ConfigMapName(m), desired: r.data}
@@ -362,9 +371,14 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, result
 			c.cur, c.current = cur, cur.Data
 			c.labelled = cur.Labels[identity.ManagedByLabel] == ToolName
 		}
-		if !fromCache || p.known[c.name].gen != p.gen {
+		switch k := p.known[c.name]; {
+		case fromCache && k.gen == p.gen:
+			// The map holds what this tool wrote from these identities.
+		case fromCache && changes != nil && k.gen == r.from:
+			c.diff = *changes // it holds the previous rendering
+		default:
 			c.diff = DiffData(c.current, c.desired)
-		} // else: the map holds what this tool wrote from these very identities
+		}
 
 		c.size = DataSize(c.desired)
 		c.stored = StoredSize(p.desiredConfigMap(c))
@@ -415,10 +429,12 @@ type knownConfigMap struct {
 	gen             int
 }
 
-// rendered is a mapper's data rendered from resolution gen.
+// rendered is a mapper's data rendered from resolution gen's identities
+// ids, itself from the rendering of resolution from (-1: from scratch).
 type rendered struct {
-	gen  int
-	data map[string]string
+	gen, from int
+	ids       map[string]directory.Identity
+	data      map[string]string
 }
 
 // desiredConfigMap is the object the tool writes: the current one's

@@ -23,22 +23,71 @@ func ConfigMapName(mapper string) string { return mapper + "-map" }
 func Render(mapper string, ids map[string]directory.Identity) map[string]string {
 	out := make(map[string]string, len(ids))
 	for key, id := range ids {
-		switch mapper {
-		case directory.MapperUID:
-			out[key] = id.UID
-		case directory.MapperGID:
-			out[key] = id.GID
-		case directory.MapperGIDs:
-			out[key] = jsonList(id.GIDs)
-		case directory.MapperGroups, directory.MapperAllGroups:
-			out[key] = jsonList(id.Groups)
-		case directory.MapperHome:
-			if id.Home != "" {
-				out[key] = id.Home
-			}
+		if v, ok := renderOne(mapper, id); ok {
+			out[key] = v
 		}
 	}
 	return out
+}
+
+// renderOne is one identity's value in a mapper's map (ok false: no key).
+func renderOne(mapper string, id directory.Identity) (string, bool) {
+	switch mapper {
+	case directory.MapperUID:
+		return id.UID, true
+	case directory.MapperGID:
+		return id.GID, true
+	case directory.MapperGIDs:
+		return jsonList(id.GIDs), true
+	case directory.MapperGroups, directory.MapperAllGroups:
+		return jsonList(id.Groups), true
+	case directory.MapperHome:
+		return id.Home, id.Home != ""
+	}
+	return "", false
+}
+
+// RenderChanges is Render(mapper, ids) computed from oldData, which is
+// Render(mapper, oldIDs): only identities that differ are rendered again.
+// It also returns the diff from oldData.
+func RenderChanges(mapper string, oldIDs map[string]directory.Identity, oldData map[string]string, ids map[string]directory.Identity) (map[string]string, Diff) {
+	data := maps.Clone(oldData)
+	var d Diff
+	set := func(key string, v string, ok bool) {
+		old, had := data[key]
+		switch {
+		case ok && !had:
+			data[key] = v
+			d.Added = append(d.Added, key)
+		case ok && old != v:
+			data[key] = v
+			d.Changed = append(d.Changed, key)
+		case !ok && had:
+			delete(data, key)
+			d.Removed = append(d.Removed, key)
+		}
+	}
+	for key, id := range ids {
+		if old, ok := oldIDs[key]; ok && sameIdentity(old, id) {
+			continue
+		}
+		v, ok := renderOne(mapper, id)
+		set(key, v, ok)
+	}
+	for key := range oldIDs {
+		if _, ok := ids[key]; !ok {
+			set(key, "", false)
+		}
+	}
+	sort.Strings(d.Added)
+	sort.Strings(d.Removed)
+	sort.Strings(d.Changed)
+	return data, d
+}
+
+func sameIdentity(a, b directory.Identity) bool {
+	return a.User == b.User && a.UID == b.UID && a.GID == b.GID && a.Home == b.Home &&
+		slices.Equal(a.GIDs, b.GIDs) && slices.Equal(a.Groups, b.Groups)
 }
 
 func jsonList(v []string) string {
