@@ -191,31 +191,53 @@ subjects:
 `, ns, user, loginUnix)
 }
 
-// migrationValues are docs/migrating-from-osc.md's step 1 values, with the
-// policies already enforcing (Deny) on OSC's maps: the strictest way to
-// prove no user is locked out.
-func migrationValues(ldapURL string) string {
+// migrationDocValues returns docs/migrating-from-osc.md's step 1 values
+// file (the first yaml block after the step's heading).
+func migrationDocValues(t *testing.T) string {
+	t.Helper()
+	doc := migrationDoc(t)
+	i := strings.Index(doc, "### 1. Install beside the old tools")
+	if i < 0 {
+		t.Fatal("docs/migrating-from-osc.md has no step 1")
+	}
+	rest := doc[i:]
+	start := strings.Index(rest, "```yaml\n")
+	if start < 0 {
+		t.Fatal("docs/migrating-from-osc.md step 1 has no yaml block")
+	}
+	rest = rest[start+len("```yaml\n"):]
+	end := strings.Index(rest, "```")
+	if end < 0 {
+		t.Fatal("docs/migrating-from-osc.md step 1's yaml block does not end")
+	}
+	return rest[:end]
+}
+
+func migrationDoc(t *testing.T) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "docs", "migrating-from-osc.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// migrationTestValues go over the doc's step 1 values: the test directory,
+// and the policies enforcing (Deny) on OSC's maps from the start instead of
+// OSC's Kyverno policies (absent here): the strictest way to prove no user
+// is locked out.
+func migrationTestValues(ldapURL string) string {
 	return fmt.Sprintf(`ldap-configmap:
-  dryRun: true
-  configMapNamespace: %[2]s
-  userPrefix: user-
-  mappers: [user-uid, user-gid, user-gids, user-groups]
-  namespaceAnnotations:
-    enabled: false
   ldap:
     url: %[1]s
     preset: rfc2307
     userBaseDN: ou=people,dc=example,dc=org
     groupBaseDN: ou=groups,dc=example,dc=org
-job-pod-reaper:
-  dryRun: true
-  fullnameOverride: kubehpc-job-pod-reaper
-namespace-reaper:
-  dryRun: true
 namespace-bootstrap:
-  dryRun: true
-  clusterRoles:
-    create: false
   networkPolicy:
     allowCIDRs: [10.0.0.0/24]
 policies:
@@ -228,6 +250,76 @@ policies:
   hostPaths:
     allowed: [/fs/scratch, /apps]
 `, ldapURL, oscMapsNamespace)
+}
+
+// migrationDocCommands returns the doc's helm upgrade commands, in order,
+// each as its --set arguments.
+func migrationDocCommands(t *testing.T) [][]string {
+	t.Helper()
+	var cmds [][]string
+	for _, line := range strings.Split(migrationDoc(t), "\n") {
+		i := strings.Index(line, "helm upgrade kubehpc charts/kubehpc")
+		if i < 0 {
+			continue
+		}
+		cmd := line[i:]
+		if j := strings.Index(cmd, "`"); j >= 0 {
+			cmd = cmd[:j]
+		}
+		words := shellWords(cmd)
+		var set []string
+		for k := 0; k < len(words); k++ {
+			if words[k] == "--set" && k+1 < len(words) {
+				set = append(set, "--set", words[k+1])
+				k++
+			}
+		}
+		cmds = append(cmds, set)
+	}
+	return cmds
+}
+
+// TestMigrationDocCommands renders the umbrella with the doc's step 1 values
+// and then each of its helm upgrade commands in turn (as --reuse-values
+// does), so the documented cut-over stays valid against the charts' schemas;
+// step 1 writes nothing and leaves the policies to OSC's.
+func TestMigrationDocCommands(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "migrate-values.yaml")
+	if err := os.WriteFile(values, []byte(migrationDocValues(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"template", "kubehpc", umbrella(t), "--namespace", "kubehpc", "--values", values}
+	out, err := helm(t, args...)
+	if err != nil {
+		t.Fatalf("the doc's step 1 values: %v", err)
+	}
+	dry := map[string]bool{}
+	for _, doc := range strings.Split(out, "\n---\n") {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+			continue
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		dry[c.Name] = slices.Contains(c.Args, "--dry-run") || slices.Contains(c.Args, "--dry-run=true")
+	}
+	for _, tool := range subcharts[:4] {
+		if !dry[tool] {
+			t.Errorf("step 1: %s does not run with --dry-run (workloads: %v)", tool, dry)
+		}
+	}
+	if strings.Contains(out, "kind: ValidatingAdmissionPolicy\n") && strings.Contains(out, "kubehpc-pod-identity") {
+		t.Errorf("step 1 installs the pod policies; the doc leaves them to OSC's Kyverno policies until step 4")
+	}
+	cmds := migrationDocCommands(t)
+	if len(cmds) < 5 {
+		t.Fatalf("found %d helm upgrade commands in the doc, want at least 5", len(cmds))
+	}
+	for _, set := range cmds {
+		args = append(args, set...)
+		if _, err := helm(t, args...); err != nil {
+			t.Errorf("the doc's command with %v (after the ones before it): %v", set, err)
+		}
+	}
 }
 
 // migCluster is the migration test's own control plane: the package's API
@@ -396,10 +488,14 @@ func TestMigrationFromOSC(t *testing.T) {
 	// 2. The chart over it, writing nothing yet, the policies enforcing on
 	// OSC's maps.
 	values := filepath.Join(dir, "migrate-values.yaml")
-	if err := os.WriteFile(values, []byte(migrationValues(ldap.URL)), 0o600); err != nil {
+	if err := os.WriteFile(values, []byte(migrationDocValues(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c.helm(t, "install", "kubehpc", umbrella(t), "--namespace", "kubehpc", "--create-namespace", "--values", values)
+	testValues := filepath.Join(dir, "test-values.yaml")
+	if err := os.WriteFile(testValues, []byte(migrationTestValues(ldap.URL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.helm(t, "install", "kubehpc", umbrella(t), "--namespace", "kubehpc", "--create-namespace", "--values", values, "--values", testValues)
 	waitMigrationPolicies(ctx, t, clients["alice"], "kubehpc-pod-security")
 	waitAllowed(ctx, t, kube, "system:serviceaccount:kubehpc:ldap-configmap", "patch", "configmaps", oscMapsNamespace, "user-uid-map")
 	// The identity policies read the maps through the API server's
