@@ -332,6 +332,11 @@ func TestPrometheusRules(t *testing.T) {
 					}
 				}
 			}
+			for _, name := range names {
+				if !operatingDocuments(t, name) {
+					t.Errorf("alert %s is not in the README's \"Operating\" alerts table (as `%s` or `<Tool>…`)", name, name)
+				}
+			}
 			for _, want := range requiredAlerts[tool] {
 				if !slices.Contains(names, want) {
 					t.Errorf("alert %s missing (have %v)", want, names)
@@ -442,4 +447,36 @@ func pollKubectl(t *testing.T, args ...string) error {
 		return fmt.Errorf("kubectl %v did not succeed within 60s (last: %v): %w", args, last, err)
 	}
 	return nil
+}
+
+// operatingDocuments reports whether the README's "Operating" section lists
+// an alert: by its name, or by the common rules' `<Tool>Suffix` form.
+func operatingDocuments(t *testing.T, alert string) bool {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "\n## Operating\n")
+	if i < 0 {
+		t.Fatal("README.md has no Operating section")
+	}
+	section := readme[i+1:]
+	if j := strings.Index(section[1:], "\n## "); j >= 0 {
+		section = section[:j+1]
+	}
+	if strings.Contains(section, "`"+alert+"`") {
+		return true
+	}
+	for _, prefix := range []string{"LdapConfigmap", "JobPodReaper", "NamespaceReaper", "NamespaceBootstrap"} {
+		if suffix, ok := strings.CutPrefix(alert, prefix); ok && strings.Contains(section, "`<Tool>"+suffix+"`") {
+			return true
+		}
+	}
+	return false
 }
