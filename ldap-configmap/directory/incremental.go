@@ -458,7 +458,6 @@ func cacheKeyOf(dn string) string {
 	return "\x00" + dn
 }
 
-
 // build rebuilds the snapshot from the cached entries, in DN order so that
 // a snapshot does not depend on map order.
 func (c *Cache) build() {

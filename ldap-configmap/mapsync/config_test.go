@@ -240,7 +240,7 @@ func TestRenderChanges(t *testing.T) {
 	}
 	for _, m := range directory.Mappers {
 		oldData := Render(m, old)
-		data, d := RenderChanges(m, old, oldData, cur)
+		data, d := RenderChanges(m, oldData, cur, ChangedKeys(old, cur))
 		want := Render(m, cur)
 		if diff := cmp.Diff(want, data); diff != "" {
 			t.Errorf("RenderChanges(%s) data (-Render +got):\n%s", m, diff)

@@ -347,6 +347,12 @@ type cmPlan struct {
 
 func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result) ([]cmPlan, error) {
 	var out []cmPlan
+	// Per view and previous rendering: mappers share views.
+	type since struct {
+		view directory.View
+		gen  int
+	}
+	changedKeys := map[since][]string{}
 	for _, m := range p.cfg.Mappers {
 		ids := results[dir.For(m)].Identities
 		r, ok := p.rendered[m]
@@ -354,7 +360,13 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, result
 		switch {
 		case ok && r.gen == p.gen:
 		case ok: // LDAP changed since: render what changed
-			data, d := RenderChanges(m, r.ids, r.data, ids)
+			k := since{dir.For(m), r.gen}
+			keys, done := changedKeys[k]
+			if !done {
+				keys = ChangedKeys(r.ids, ids)
+				changedKeys[k] = keys
+			}
+			data, d := RenderChanges(m, r.data, ids, keys)
 			changes = &d
 			r = rendered{gen: p.gen, ids: ids, data: data, from: r.gen}
 			p.rendered[m] = r

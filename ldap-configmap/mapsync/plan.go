@@ -47,13 +47,35 @@ func renderOne(mapper string, id directory.Identity) (string, bool) {
 	return "", false
 }
 
+// ChangedKeys lists the keys whose identity differs between oldIDs and ids,
+// added and removed ones included.
+func ChangedKeys(oldIDs, ids map[string]directory.Identity) []string {
+	var out []string
+	for key, id := range ids {
+		if old, ok := oldIDs[key]; !ok || !sameIdentity(old, id) {
+			out = append(out, key)
+		}
+	}
+	for key := range oldIDs {
+		if _, ok := ids[key]; !ok {
+			out = append(out, key)
+		}
+	}
+	return out
+}
+
 // RenderChanges is Render(mapper, ids) computed from oldData, which is
-// Render(mapper, oldIDs): only identities that differ are rendered again.
-// It also returns the diff from oldData.
-func RenderChanges(mapper string, oldIDs map[string]directory.Identity, oldData map[string]string, ids map[string]directory.Identity) (map[string]string, Diff) {
+// Render(mapper, oldIDs), given changed = ChangedKeys(oldIDs, ids): only
+// those keys are rendered again. It also returns the diff from oldData.
+func RenderChanges(mapper string, oldData map[string]string, ids map[string]directory.Identity, changed []string) (map[string]string, Diff) {
 	data := maps.Clone(oldData)
 	var d Diff
-	set := func(key string, v string, ok bool) {
+	for _, key := range changed {
+		var v string
+		ok := false
+		if id, present := ids[key]; present {
+			v, ok = renderOne(mapper, id)
+		}
 		old, had := data[key]
 		switch {
 		case ok && !had:
@@ -65,18 +87,6 @@ func RenderChanges(mapper string, oldIDs map[string]directory.Identity, oldData 
 		case !ok && had:
 			delete(data, key)
 			d.Removed = append(d.Removed, key)
-		}
-	}
-	for key, id := range ids {
-		if old, ok := oldIDs[key]; ok && sameIdentity(old, id) {
-			continue
-		}
-		v, ok := renderOne(mapper, id)
-		set(key, v, ok)
-	}
-	for key := range oldIDs {
-		if _, ok := ids[key]; !ok {
-			set(key, "", false)
 		}
 	}
 	sort.Strings(d.Added)
