@@ -563,3 +563,19 @@ func TestNodePortRangeVAP(t *testing.T) {
 	installUmbrella(t)
 	runNodePortRange(t, "vap")
 }
+
+// TestAttackCatalogueKyverno runs the attack catalogue against the Kyverno
+// ClusterPolicies enforced by a running Kyverno admission controller
+// (pkg/testenv StartKyverno, its webhooks on the test API server), through
+// the real API server, and the node port range check.
+func TestAttackCatalogueKyverno(t *testing.T) {
+	installUmbrella(t)
+	ky := env.StartKyverno(t, testenv.KyvernoOptions{})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Kyverno's log:\n%s", ky.LogTail())
+		}
+	})
+	runNodePortRange(t, "kyverno")
+	runCatalogue(t, "kyverno")
+}

@@ -35,10 +35,9 @@ package tests
 // user of ky-alice-7"): identity comes from the ConfigMaps, keyed by
 // namespace.
 //
-// The chart's ClusterPolicies match kind Pod, which Kyverno's webhook
-// registration extends to pods/ephemeralcontainers but not to pods/resize:
-// a resize over the CPU cap is admitted under this engine (the
-// ValidatingAdmissionPolicies match pods/resize).
+// The chart's ClusterPolicies match kinds Pod, Pod/ephemeralcontainers and
+// Pod/resize, so both subresources are checked under this engine too
+// (attacks_test.go's catalogue, TestAttackCatalogueKyverno, proves it).
 
 import (
 	"context"
