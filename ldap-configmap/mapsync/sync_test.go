@@ -226,6 +226,7 @@ func TestOutageAndEmptyLeaveMapsIntact(t *testing.T) {
 		mutate  func(*Config)
 		metric  func(*metrics) float64
 		wantErr error
+		wantMsg string
 	}{
 		{name: "LDAP down", mutate: func(c *Config) { c.URL = "ldap://127.0.0.1:1" },
 			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.ldapErrors.WithLabelValues("connect")) }},
@@ -234,7 +235,8 @@ func TestOutageAndEmptyLeaveMapsIntact(t *testing.T) {
 		{name: "bad base DN", mutate: func(c *Config) { c.UserBaseDN = "ou=nowhere," + suffix },
 			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.ldapErrors.WithLabelValues("search")) }},
 		{name: "empty result", mutate: func(c *Config) { c.UserFilter = "(uid=nobody-at-all)" }, wantErr: ErrRefused,
-			metric: func(m *metrics) float64 { return testutil.ToFloat64(m.refused.WithLabelValues(RefusedEmpty)) }},
+			wantMsg: "LDAP gave no users (currently 5)",
+			metric:  func(m *metrics) float64 { return testutil.ToFloat64(m.refused.WithLabelValues(RefusedEmpty)) }},
 		{name: "large drop", mutate: func(c *Config) { c.UserFilter = "(|(uid=alice)(uid=bob))" }, wantErr: ErrRefused,
 			metric: func(m *metrics) float64 {
 				return testutil.ToFloat64(m.refused.WithLabelValues(RefusedDrop)) / float64(len(directory.Mappers))
@@ -251,6 +253,9 @@ func TestOutageAndEmptyLeaveMapsIntact(t *testing.T) {
 			}
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Errorf("RunOnce() = %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Errorf("RunOnce() = %v, want it to say %q", err, tt.wantMsg)
 			}
 			if h.counter.Writes() != 0 {
 				t.Errorf("writes = %s, want none", h.counter)
