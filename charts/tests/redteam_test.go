@@ -7,6 +7,7 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -284,6 +285,21 @@ func TestRedTeamStolenTokens(t *testing.T) {
 		}
 	}
 
+	coreEvent := func(c kubernetes.Interface, ns string) func() error {
+		return func() error {
+			_, err := c.CoreV1().Events(ns).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "forged-"},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: "etcd"}, Reason: "Killing", Message: "forged"}, metav1.CreateOptions{DryRun: dryRun})
+			return err
+		}
+	}
+	lease := func(c kubernetes.Interface) func() error {
+		return func() error {
+			_, err := c.CoordinationV1().Leases(releaseNamespace).Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "rt-lease"},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr("thief"), LeaseDurationSeconds: ptr(int32(2147483647))}}, metav1.CreateOptions{DryRun: dryRun})
+			return err
+		}
+	}
+
 	t.Run("ldap-configmap", func(t *testing.T) {
 		c := saClient(t, "ldap-configmap")
 		runAttempts(t, "ldap-configmap", []attempt{
@@ -309,6 +325,8 @@ func TestRedTeamStolenTokens(t *testing.T) {
 				return err
 			}, want: rbacDenied},
 			{name: "forged Event in kube-system", do: event(c, "kube-system"), want: rbacDenied},
+			{name: "forged core Event in kube-system", do: coreEvent(c, "kube-system"), want: rbacDenied},
+			{name: "a Lease that is not its own", do: lease(c), want: rbacDenied},
 			{name: "dry-run delete of a user namespace", do: func() error {
 				return c.CoreV1().Namespaces().Delete(ctx, u.Namespace, metav1.DeleteOptions{DryRun: dryRun})
 			}, want: rbacDenied},
@@ -357,6 +375,8 @@ func TestRedTeamStolenTokens(t *testing.T) {
 				return c.CoreV1().Pods(u.Namespace).DeleteCollection(ctx, metav1.DeleteOptions{DryRun: dryRun}, metav1.ListOptions{})
 			}, want: rbacDenied},
 			{name: "forged Event in kube-system", do: event(c, "kube-system"), want: rbacDenied},
+			{name: "forged core Event in kube-system", do: coreEvent(c, "kube-system"), want: rbacDenied},
+			{name: "a Lease in the release namespace", do: lease(c), want: rbacDenied},
 		})
 	})
 
