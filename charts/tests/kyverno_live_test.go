@@ -107,7 +107,7 @@ func startKyvernoEngine(t *testing.T, helmArgs ...string) *kyvernoEngine {
 	pod := goodPod(probe)
 	pod.Spec.HostNetwork = true
 	var last error
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := probe.Client.CoreV1().Pods(probe.Namespace).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if ctx.Err() == nil {
 			last = err
@@ -115,7 +115,7 @@ func startKyvernoEngine(t *testing.T, helmArgs ...string) *kyvernoEngine {
 		return kyvernoDenied(last, "host namespaces are not allowed"), nil
 	})
 	if err != nil {
-		t.Fatalf("Kyverno did not enforce the chart's ClusterPolicies within 90s (last result: %v): %v\n--- Kyverno log ---\n%s", last, err, eng.Kyverno.LogTail())
+		t.Fatalf("Kyverno did not enforce the chart's ClusterPolicies within 3 minutes (last result: %v): %v\n--- Kyverno log ---\n%s", last, err, eng.Kyverno.LogTail())
 	}
 	t.Logf("helm install with policies.engine=kyverno until enforced: %v", time.Since(start).Round(time.Millisecond))
 	return eng

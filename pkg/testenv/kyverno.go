@@ -219,7 +219,7 @@ func (ky *Kyverno) installCRDs(ctx context.Context, dir string) error {
 	if len(names) == 0 {
 		return fmt.Errorf("install Kyverno's CustomResourceDefinitions: none under %s (hack/kyverno.sh copies them there)", dir)
 	}
-	return poll(ctx, 60*time.Second, func() error {
+	return poll(ctx, 2*time.Minute, func() error {
 		for _, name := range names {
 			crd, err := ky.dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
@@ -317,14 +317,14 @@ func (ky *Kyverno) waitEnforced(ctx context.Context) error {
 	pol := ky.dyn.Resource(clusterPolicyResource)
 	// Kyverno's own policy webhook validates ClusterPolicies once it is up;
 	// until then the API server alone accepts it.
-	if err := ky.proc.waitFor(ctx, 90*time.Second, func() error {
+	if err := ky.proc.waitFor(ctx, 3*time.Minute, func() error {
 		_, err := pol.Apply(ctx, kyvernoProbeName, policy, metav1.ApplyOptions{FieldManager: "kubehpc-testenv", Force: true})
 		return err
 	}); err != nil {
 		return fmt.Errorf("create the Kyverno probe ClusterPolicy: %w", err)
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: kyvernoProbeName}}
-	err := ky.proc.waitFor(ctx, 120*time.Second, func() error {
+	err := ky.proc.waitFor(ctx, 3*time.Minute, func() error {
 		_, err := ky.kube.Client.CoreV1().ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil && strings.Contains(err.Error(), kyvernoProbeMessage) {
 			return nil
