@@ -132,6 +132,14 @@ func TestGuardNamespaceBootstrap(t *testing.T) {
 			_, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "evil"}}, metav1.CreateOptions{})
 			return err
 		}, want: "forbidden"},
+		// Deletion by the garbage collector instead: owner references, finalizers.
+		{name: "give a user namespace a missing owner", do: patchNS(ns, `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"ghost","uid":"6a4d4a4e-0000-4000-8000-000000000001"}]}}`), want: guard + "namespace-bootstrap sets or changes no owner references or finalizers"},
+		{name: "block a user namespace's deletion", do: patchNS(ns, `{"metadata":{"finalizers":["example.org/forever"]}}`), want: guard + "namespace-bootstrap sets or changes no owner references or finalizers"},
+		{name: "create a RoleBinding owned by a missing object", do: func() error {
+			rb := roleBinding("gb-owned", "ood-user", userSubject("gb"))
+			rb.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "ghost", UID: "6a4d4a4e-0000-4000-8000-000000000002"}}
+			return createRB(ns, rb)()
+		}, want: guard + "namespace-bootstrap sets or changes no owner references or finalizers"},
 		// What a login writes.
 		{name: "bind ood-user to the owner", do: createRB(ns, roleBinding("gb-ood-user", "ood-user", userSubject("gb"))), allowed: true},
 		{name: "bind ood-initializer to the default ServiceAccount", do: createRB(ns, roleBinding("gb-ood-initializer", "ood-initializer", saSubject(ns, "default"))), allowed: true},
@@ -183,6 +191,23 @@ func TestGuardNamespaceOwnership(t *testing.T) {
 				Annotations: map[string]string{"kubehpc.io/user": "mallory"}}}, metav1.CreateOptions{})
 			return err
 		}, want: "kubehpc.io/user"},
+		{name: "admin changes the owner through the status subresource", do: func() error {
+			_, err := admin.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(`{"metadata":{"annotations":{"kubehpc.io/user":"eve"}}}`), metav1.PatchOptions{}, "status")
+			return err
+		}, want: "kubehpc.io/user"},
+		{name: "namespace-bootstrap's token changes the owner through the status subresource", do: func() error {
+			_, err := bootstrap.CoreV1().Namespaces().Patch(ctx, ns, types.MergePatchType, []byte(`{"metadata":{"annotations":{"kubehpc.io/user":"eve"}}}`), metav1.PatchOptions{}, "status")
+			return err
+		}, want: "forbidden"},
+		{name: "admin changes the owner through the finalize subresource", do: func() error {
+			cur, err := admin.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur.Annotations["kubehpc.io/user"] = "eve2"
+			_, err = admin.CoreV1().Namespaces().Finalize(ctx, cur, metav1.UpdateOptions{})
+			return err
+		}, want: once + ns},
 		{name: "admin annotates something else", do: patch(admin, ns, `{"metadata":{"annotations":{"example.org/note":"x"}}}`), allowed: true},
 		{name: "namespace-bootstrap adopts Open OnDemand's namespace", do: patch(bootstrap, hook, `{"metadata":{"labels":{"app.kubernetes.io/managed-by":"namespace-bootstrap"},"annotations":{"kubehpc.io/user":"hook"}}}`), allowed: true},
 	})
@@ -228,6 +253,9 @@ func TestGuardNamespaceReaper(t *testing.T) {
 		{name: "label kube-system for the policies", do: patch("kube-system", `{"metadata":{"labels":{"app.kubernetes.io/name":"x"}}}`), want: guard},
 		{name: "change the identity", do: patch(active, `{"metadata":{"annotations":{"kubehpc.io/uid":"0"}}}`), want: "forbidden"},
 		{name: "annotate", do: patch(active, `{"metadata":{"annotations":{"example.org/x":"y"}}}`), want: guard + "namespace-reaper may change only"},
+		{name: "give " + prod + " a missing owner (the garbage collector would delete it)", do: patch(prod, `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"ghost","uid":"6a4d4a4e-0000-4000-8000-000000000001"}]}}`), want: guard + "namespace-reaper updates only user namespaces"},
+		{name: "give a user namespace a missing owner", do: patch(active, `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"Namespace","name":"ghost","uid":"6a4d4a4e-0000-4000-8000-000000000001"}]}}`), want: guard + "namespace-reaper may change only"},
+		{name: "block a user namespace's deletion", do: patch(active, `{"metadata":{"finalizers":["example.org/forever"]}}`), want: guard + "namespace-reaper may change only"},
 		{name: "record activity", do: patch(active, `{"metadata":{"annotations":{"kubehpc.io/last-activity":"2026-12-01T00:00:00Z"}}}`), allowed: true},
 		{name: "delete an idle user namespace", do: del(idle), allowed: true},
 	})
