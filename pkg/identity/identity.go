@@ -30,8 +30,9 @@ const (
 // Domain is the prefix of every label and annotation this project owns.
 const Domain = "kubehpc.io"
 
-// Identity annotations written on a user namespace by ldap-configmap and
-// namespace-bootstrap, read by the admission policies. List values are
+// Identity annotations written on a user namespace (uid, gid, gids, groups,
+// home by ldap-configmap and namespace-bootstrap; the owner, user, only by
+// namespace-bootstrap, once, at creation), read by the admission policies. List values are
 // comma-delimited with a leading and trailing comma (",1001,1002,") so that a
 // CEL policy tests membership of N exactly with contains(",N,").
 const (
@@ -40,7 +41,8 @@ const (
 	GIDsAnnotation   = Domain + "/gids"
 	GroupsAnnotation = Domain + "/groups"
 	HomeAnnotation   = Domain + "/home"
-	// UserAnnotation names the LDAP user a namespace belongs to.
+	// UserAnnotation names the user a namespace belongs to: the exact
+	// authenticated username of the first login, never changed afterwards.
 	UserAnnotation = Domain + "/user"
 	// LastActivityAnnotation is the last pod activity seen by namespace-reaper (RFC 3339).
 	LastActivityAnnotation = Domain + "/last-activity"
