@@ -235,12 +235,6 @@ func (c *Config) listsNamespaces() bool {
 	return !c.namespaceSelector().Empty() || (c.perNamespace() && c.namespaceList() == nil)
 }
 
-// listed says whether ns is in --reap-namespaces (always true without a list).
-func (c *Config) listed(ns string) bool {
-	l := c.namespaceList()
-	return l == nil || slices.Contains(l, ns)
-}
-
 // perNamespace says whether the reaper reads namespace by namespace.
 func (c *Config) perNamespace() bool {
 	return c.PerNamespace || c.namespaceList() != nil

@@ -424,7 +424,7 @@ func TestStoredSizeAtScale(t *testing.T) {
 	// With server-side apply's managedFields the same object is over etcd's limit.
 	withApply := cm.DeepCopy()
 	withApply.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: ToolName, Operation: metav1.ManagedFieldsOperationApply,
-		FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: fieldsFor(desired)}}}
+		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(fieldsFor(desired)))}}
 	if got := StoredSize(withApply); got <= MaxStoredBytes {
 		t.Errorf("StoredSize with an apply's managedFields = %d, want over %d (the guard counts managedFields)", got, MaxStoredBytes)
 	}
