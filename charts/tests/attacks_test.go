@@ -579,3 +579,37 @@ func TestAttackCatalogueKyverno(t *testing.T) {
 	runNodePortRange(t, "kyverno")
 	runCatalogue(t, "kyverno")
 }
+
+// TestSupplementalGroupsMutationRendered proves supplementalGroupsMutation
+// decides whether the chart sets supplementalGroupsPolicy (a
+// MutatingAdmissionPolicy with VAP, a mutate rule with Kyverno) and that the
+// API server accepts the MutatingAdmissionPolicy as rendered offline.
+func TestSupplementalGroupsMutationRendered(t *testing.T) {
+	for _, c := range []struct {
+		engine, value, want string
+		rendered            bool
+	}{
+		{"vap", "true", "kind: MutatingAdmissionPolicy", true},
+		{"vap", "false", "kind: MutatingAdmissionPolicy", false},
+		{"kyverno", "auto", "name: kubehpc-pod-mutate", true},
+		{"kyverno", "false", "name: kubehpc-pod-mutate", false},
+	} {
+		out, err := helm(t, "template", "kubehpc", subchart(t, "policies"), "--set", "engine="+c.engine,
+			"--set", "supplementalGroupsMutation="+c.value, "--set", "rules.supplementalGroupsPolicyStrict=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out, c.want); got != c.rendered {
+			t.Errorf("engine %s, supplementalGroupsMutation %s: %q rendered = %v, want %v", c.engine, c.value, c.want, got, c.rendered)
+		}
+		if c.engine == "vap" && c.rendered {
+			path := filepath.Join(t.TempDir(), "policies.yaml")
+			if err := os.WriteFile(path, []byte(out), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := kubectl(t, "apply", "--dry-run=server", "-f", path); err != nil {
+				t.Errorf("kubectl apply --dry-run=server of the policies with the MutatingAdmissionPolicy: %v\n%s", err, out)
+			}
+		}
+	}
+}
