@@ -788,7 +788,7 @@ func ownedKeys(t *testing.T, cm *corev1.ConfigMap, manager string) []string {
 			continue
 		}
 		var fields map[string]map[string]any
-		if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		if err := json.Unmarshal(mf.FieldsV1.GetRawBytes(), &fields); err != nil {
 			t.Fatalf("managedFields of %s: %v", cm.Name, err)
 		}
 		for k := range fields["f:data"] {
@@ -821,7 +821,7 @@ func managerOwnsKeys(t *testing.T, cm *corev1.ConfigMap, manager, operation stri
 func managersOf(cm *corev1.ConfigMap) string {
 	var s []string
 	for _, mf := range cm.ManagedFields {
-		s = append(s, fmt.Sprintf("%s/%s: %s", mf.Manager, mf.Operation, mf.FieldsV1.Raw))
+		s = append(s, fmt.Sprintf("%s/%s: %s", mf.Manager, mf.Operation, mf.FieldsV1.GetRawString()))
 	}
 	return strings.Join(s, "; ")
 }
