@@ -42,8 +42,12 @@ type catalogueCase struct {
 	Engines map[string]engineVerdict `json:"engines"`
 	// PSS names the Pod Security Standards control the case proves, if any.
 	PSS string `json:"pss"`
-	// Operation: create (default), update, ephemeralcontainers or resize.
+	// Operation: create (default), update, ephemeralcontainers, resize or
+	// delete (the user deletes her pod, once bound to a node, with
+	// DeleteOptions; a dry run).
 	Operation string `json:"operation"`
+	// DeleteOptions are the options of a delete case.
+	DeleteOptions map[string]any `json:"deleteOptions"`
 	// Patch is a strategic merge patch onto the user's well-formed pod: the
 	// pod created (create), or the change made to it once created.
 	Patch map[string]any `json:"patch"`
@@ -376,6 +380,9 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 	t.Cleanup(func() {
 		_ = env.Kube.Client.CoreV1().Pods(u.Namespace).Delete(context.Background(), created.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))})
 	})
+	if op == "delete" {
+		return deleteCase(t, u, created, c)
+	}
 	patch, err := json.Marshal(c.Patch)
 	if err != nil {
 		t.Fatal(err)
@@ -392,6 +399,27 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 		t.Fatalf("%s: unknown operation %q", c.Name, op)
 	}
 	return err
+}
+
+// deleteCase binds the pod to a node as the scheduler would (the API server
+// deletes an unscheduled pod at once, whatever grace period is asked), then
+// deletes it as the user with the case's DeleteOptions, as a dry run.
+func deleteCase(t *testing.T, u *catalogueUser, pod *corev1.Pod, c catalogueCase) error {
+	ctx := context.Background()
+	binding := &corev1.Binding{ObjectMeta: metav1.ObjectMeta{Name: pod.Name}, Target: corev1.ObjectReference{Kind: "Node", Name: "node-" + c.Name}}
+	if err := env.Kube.Client.CoreV1().Pods(u.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("%s: bind the pod to a node: %v", c.Name, err)
+	}
+	var opts metav1.DeleteOptions
+	b, err := json.Marshal(c.DeleteOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &opts); err != nil {
+		t.Fatalf("%s: deleteOptions: %v", c.Name, err)
+	}
+	opts.DryRun = []string{metav1.DryRunAll}
+	return u.Client.CoreV1().Pods(u.Namespace).Delete(ctx, pod.Name, opts)
 }
 
 // patchPod applies a strategic merge patch (containers merge by name).

@@ -384,9 +384,9 @@ func generateCatalogueSuite(t *testing.T, dir string) {
 			continue
 		}
 		pol, rule, _ := strings.Cut(c.Kyverno, "/")
-		kind := "Pod"
-		if pol == "service" {
-			kind = "Service"
+		kind := map[string]string{"service": "Service", "secret": "Secret"}[pol]
+		if kind == "" {
+			kind = "Pod"
 		}
 		want := map[string]string{"allow": "pass", "deny": "fail"}[c.Verdict]
 		var objs []map[string]any
