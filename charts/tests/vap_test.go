@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -398,6 +399,52 @@ func TestVAPTypeChecking(t *testing.T) {
 		}
 		for _, w := range vap.Status.TypeChecking.ExpressionWarnings {
 			t.Errorf("ValidatingAdmissionPolicy %s: type-checking warning at %s: %s", name, w.FieldRef, w.Warning)
+		}
+	}
+}
+
+// TestVAPUserPathsAnnotations proves {user} and {home} in hostPaths.allowed
+// with identity from the namespace annotations (kubehpc.io/user,
+// kubehpc.io/home): a second install with only the hostPath rule, over the
+// umbrella's user namespaces, admits the user's own scratch and home and
+// denies another user's and the scratch root.
+func TestVAPUserPathsAnnotations(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte("namePrefix: userpaths\nhostPaths:\n  allowed: [\"/fs/scratch/{user}\", \"{home}\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"install", "userpaths", subchart(t, "policies"), "--namespace", "userpaths", "--create-namespace", "--values", values}
+	for _, r := range []string{"identity", "supplementalGroups", "account", "resources", "lifetime", "registries",
+		"immutableMetadata", "namespaceIdentity", "confinement", "volumes", "scheduling", "podTotals", "services"} {
+		args = append(args, "--set", "rules."+r+"=false")
+	}
+	if _, err := helm(t, args...); err != nil {
+		t.Fatalf("install the hostPath rule with per-user entries: %v", err)
+	}
+	t.Cleanup(func() { _, _ = helm(t, "uninstall", "userpaths", "--namespace", "userpaths") })
+	u := newUser(t, "frank", "10006", "10006", []string{"10006", "20001"}, []string{"frank", "pzs0001"})
+	pod := func(path string) error {
+		p := goodPod(u)
+		p.Spec.Volumes = p.Spec.Volumes[:1]
+		p.Spec.Containers[0].VolumeMounts = p.Spec.Containers[0].VolumeMounts[:1]
+		p.Spec.Volumes[0].HostPath.Path = path
+		_, err := u.Client.CoreV1().Pods(u.Namespace).Create(ctx, p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	const denied = "ValidatingAdmissionPolicy 'userpaths-pod-hostpath'"
+	if err := pollDenied(ctx, func() error { return pod("/fs/scratch/bob") }, denied); err != nil {
+		t.Fatalf("another user's scratch: %v", err)
+	}
+	for _, path := range []string{"/fs/scratch", "/fs/scratch/frankx", "/users/bob", "/users", "/users/frankx"} {
+		if err := pod(path); !isDenied(err, denied) {
+			t.Errorf("hostPath %s: err = %v, want a denial by %s", path, err, denied)
+		}
+	}
+	for _, path := range []string{"/fs/scratch/frank", "/fs/scratch/frank/run1", "/users/frank", "/users/frank/project"} {
+		if err := pod(path); err != nil {
+			t.Errorf("hostPath %s (the user's own): %v", path, err)
 		}
 	}
 }
