@@ -7,9 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 )
@@ -242,4 +245,150 @@ func TestGuardJobPodReaperConfinesDeletes(t *testing.T) {
 			t.Errorf("delete namespace %s as job-pod-reaper: err = %v, want Forbidden", ns, err)
 		}
 	})
+}
+
+// TestGuardJobPodReaperDeniesDryRunSecretDelete: a dry-run DELETE
+// collection of a job's Secrets, answered as plain JSON, would hand the
+// reaper's token every Secret in full without deleting it. The guard denies
+// it; the answer holds no data and the Secret is still there.
+func TestGuardJobPodReaperDeniesDryRunSecretDelete(t *testing.T) {
+	installUmbrella(t)
+	c := saClient(t, "job-pod-reaper")
+	ctx := context.Background()
+	u := newUser(t, "gdry", "10001", "10001", []string{"10001"}, []string{"gdry"})
+	ns := u.Namespace
+	reaperObjects(t, ns, goodPod(u))
+	for _, accept := range []string{"application/json", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"} {
+		body, err := c.CoreV1().RESTClient().Delete().Namespace(ns).Resource("secrets").
+			VersionedParams(&metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=open-ondemand,job=j1"}, scheme.ParameterCodec).
+			SetHeader("Accept", accept).
+			Body(&metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}).Do(ctx).Raw()
+		if err != nil {
+			var st metav1.Status
+			if json.Unmarshal(body, &st) == nil && st.Kind == "Status" {
+				err = apierrors.FromObject(&st)
+			}
+		}
+		if !isDenied(err, reaperGuard+"may not dry-run a delete of secrets") {
+			t.Errorf("dry-run DELETE collection of job j1's secrets (Accept %s) as job-pod-reaper: err = %v, want denied by the guard", accept, err)
+		}
+		if strings.Contains(string(body), "s3cret") || strings.Contains(string(body), "czNjcmV0") {
+			t.Errorf("dry-run DELETE collection (Accept %s) answered with the Secret's data: %s", accept, body)
+		}
+	}
+	if _, err := env.Kube.Client.CoreV1().Secrets(ns).Get(ctx, "j1", metav1.GetOptions{}); err != nil {
+		t.Errorf("secret %s/j1 after the denied dry run: %v, want kept", ns, err)
+	}
+}
+
+// TestGuardJobPodReaperLeases: a stolen token may not take the leader
+// Lease for ever with a huge leaseDurationSeconds, by create or by update;
+// the leader election's own durations (15 s) pass.
+func TestGuardJobPodReaperLeases(t *testing.T) {
+	installUmbrella(t)
+	c := saClient(t, "job-pod-reaper")
+	admin := env.Kube.Client
+	ctx := context.Background()
+	leases := c.CoordinationV1().Leases(releaseNamespace)
+	newLease := func(name string, secs int32) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr("thief"), LeaseDurationSeconds: ptr(secs)}}
+	}
+	name := fmt.Sprintf("guard-lease-%d", seq.Add(1))
+	if err := pollDenied(ctx, func() error {
+		_, err := leases.Create(ctx, newLease(name, 2147483647), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}, reaperGuard+"a lease's leaseDurationSeconds must be set and at most 60"); err != nil {
+		t.Errorf("create a Lease held for 2147483647 s as job-pod-reaper: %v", err)
+	}
+	if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !isDenied(err, reaperGuard) {
+		t.Errorf("create a Lease without leaseDurationSeconds as job-pod-reaper: err = %v, want denied by the guard", err)
+	}
+	if _, err := leases.Create(ctx, newLease(name, 61), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !isDenied(err, reaperGuard) {
+		t.Errorf("create a Lease held for 61 s as job-pod-reaper: err = %v, want denied by the guard", err)
+	}
+	if _, err := leases.Create(ctx, newLease(name, 15), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("create a Lease held for 15 s as job-pod-reaper: %v", err)
+	}
+	// Its own Lease (RBAC lets it get and update only that one): created by
+	// the admin when no replica runs (no kubelet here).
+	own := "job-pod-reaper"
+	if _, err := admin.CoordinationV1().Leases(releaseNamespace).Create(ctx, newLease(own, 15), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		secs  int32
+		allow bool
+	}{{2147483647, false}, {61, false}, {60, true}, {15, true}} {
+		l, err := leases.Get(ctx, own, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.Spec.LeaseDurationSeconds = ptr(tc.secs)
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+		if tc.allow && err != nil {
+			t.Errorf("update Lease %s to %d s as job-pod-reaper: %v", own, tc.secs, err)
+		}
+		if !tc.allow && !isDenied(err, reaperGuard+"a lease's leaseDurationSeconds must be set and at most 60") {
+			t.Errorf("update Lease %s to %d s as job-pod-reaper: err = %v, want denied by the guard", own, tc.secs, err)
+		}
+	}
+}
+
+// TestGuardJobPodReaperEvents: the reaper records Events on pods in user
+// namespaces and on its own pod in the release namespace; a stolen token
+// may not forge Events (core or events.k8s.io) anywhere else, nor patch
+// an existing Event there.
+func TestGuardJobPodReaperEvents(t *testing.T) {
+	installUmbrella(t)
+	c := saClient(t, "job-pod-reaper")
+	admin := env.Kube.Client
+	ctx := context.Background()
+	u := newUser(t, "gev", "10001", "10001", []string{"10001"}, []string{"gev"})
+	other := fmt.Sprintf("guard-ev-%d", seq.Add(1))
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{}) })
+	event := func(ns string) *corev1.Event {
+		return &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "guard-"},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: ns, Name: "etcd"},
+			Reason:         "Killing", Message: "forged", Type: corev1.EventTypeNormal, Source: corev1.EventSource{Component: "job-pod-reaper"}}
+	}
+	create := func(ns string) error {
+		_, err := c.CoreV1().Events(ns).Create(ctx, event(ns), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	}
+	const want = reaperGuard + "may write events only in namespaces named user-*"
+	if err := pollDenied(ctx, func() error { return create("kube-system") }, want); err != nil {
+		t.Errorf("create an Event in kube-system as job-pod-reaper: %v", err)
+	}
+	for _, ns := range []string{"default", other} {
+		if err := create(ns); !isDenied(err, want) {
+			t.Errorf("create an Event in %s as job-pod-reaper: err = %v, want denied by the guard", ns, err)
+		}
+	}
+	if _, err := c.EventsV1().Events("kube-system").Create(ctx, &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "guard-"}, EventTime: metav1.NowMicro(),
+		ReportingController: "kubelet", ReportingInstance: "node-1", Action: "Killing", Reason: "Killing", Type: corev1.EventTypeNormal,
+		Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: "etcd"}, Note: "forged"}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err == nil {
+		t.Errorf("create an events.k8s.io Event in kube-system as job-pod-reaper succeeded, want denied")
+	}
+	// Patching (the recorder's way of counting a repeated Event) an Event
+	// outside user namespaces.
+	ev, err := admin.CoreV1().Events("kube-system").Create(ctx, event("kube-system"), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = admin.CoreV1().Events("kube-system").Delete(context.Background(), ev.Name, metav1.DeleteOptions{})
+	})
+	if _, err := c.CoreV1().Events("kube-system").Patch(ctx, ev.Name, types.MergePatchType, []byte(`{"message":"forged again","count":5}`),
+		metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}}); !isDenied(err, want) {
+		t.Errorf("patch Event kube-system/%s as job-pod-reaper: err = %v, want denied by the guard", ev.Name, err)
+	}
+	for _, ns := range []string{u.Namespace, releaseNamespace} {
+		if err := create(ns); err != nil {
+			t.Errorf("create an Event in %s as job-pod-reaper: %v, want allowed", ns, err)
+		}
+	}
 }

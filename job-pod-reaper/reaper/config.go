@@ -68,7 +68,12 @@ type Config struct {
 	AgeFrom         string
 	WarnBefore      time.Duration
 
-	GracePeriodSeconds  int64
+	GracePeriodSeconds int64
+	// MaxGracePeriod caps the grace period of every deletion the reaper
+	// makes, whatever the pod asks for, and a terminating pod past its
+	// walltime whose deletion would end later than this is deleted again
+	// with it (which shortens the deletion in progress).
+	MaxGracePeriod      time.Duration
 	MaxDeletionsPerPass int
 	OrphanMinAge        time.Duration
 
@@ -93,6 +98,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 		c.AgeFrom = AgeFromCreation
 		c.WarnBefore = 10 * time.Minute
 		c.GracePeriodSeconds = -1
+		c.MaxGracePeriod = 30 * time.Second
 		c.OrphanMinAge = time.Minute
 		c.MaxDeletionsPerMinute = 3000
 		c.AnomalyPercent = 20
@@ -124,7 +130,9 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AgeFrom, "age-from", c.AgeFrom, "Count the walltime from the pod's 'creation' (metadata.creationTimestamp) or 'start' (status.startTime)")
 	fs.DurationVar(&c.WarnBefore, "warn-before", c.WarnBefore, "Record a warning Event on the pod this long before its walltime ends (0 disables)")
 	fs.Int64Var(&c.GracePeriodSeconds, "grace-period-seconds", c.GracePeriodSeconds,
-		"Termination grace period given to a reaped pod (-1: the pod's own terminationGracePeriodSeconds)")
+		"Termination grace period given to a reaped pod (-1: the pod's own terminationGracePeriodSeconds), never more than --max-grace-period")
+	fs.DurationVar(&c.MaxGracePeriod, "max-grace-period", c.MaxGracePeriod,
+		"Longest termination grace period the reaper gives a pod, whatever its terminationGracePeriodSeconds; a pod past its walltime that is already terminating with a longer grace period (deleted by its owner with a huge gracePeriodSeconds) is deleted again with this one, which shortens its deletion (whole seconds, at least 1s)")
 	fs.IntVar(&c.MaxDeletionsPerPass, "max-deletions-per-pass", c.MaxDeletionsPerPass,
 		"With --once only: at most this many pods and orphans are deleted per run, the longest overdue first, the rest left to the next run (0: no limit; the daemon has --max-deletions-per-minute instead)")
 	fs.IntVar(&c.MaxDeletionsPerMinute, "max-deletions-per-minute", c.MaxDeletionsPerMinute,
@@ -187,6 +195,11 @@ func (c *Config) Validate() error {
 	if c.GracePeriodSeconds < -1 {
 		errs = append(errs, fmt.Errorf("--grace-period-seconds must be -1 or more, got %d", c.GracePeriodSeconds))
 	}
+	if c.MaxGracePeriod < time.Second {
+		errs = append(errs, fmt.Errorf("--max-grace-period must be at least 1s, got %v", c.MaxGracePeriod))
+	} else if c.GracePeriodSeconds > c.maxGraceSeconds() {
+		errs = append(errs, fmt.Errorf("--grace-period-seconds %d is longer than --max-grace-period %v", c.GracePeriodSeconds, c.MaxGracePeriod))
+	}
 	if c.MaxDeletionsPerPass < 0 || c.MaxDeletionsPerMinute < 0 || c.AnomalyMinPods < 0 || c.AnomalyOverdue < 0 {
 		errs = append(errs, fmt.Errorf("--max-deletions-per-pass (%d), --max-deletions-per-minute (%d), --anomaly-min-pods (%d) and --anomaly-overdue (%v) must not be negative",
 			c.MaxDeletionsPerPass, c.MaxDeletionsPerMinute, c.AnomalyMinPods, c.AnomalyOverdue))
@@ -199,7 +212,14 @@ func (c *Config) Validate() error {
 
 // policy returns the decision policy.
 func (c *Config) policy() Policy {
-	return Policy{DefaultLifetime: c.DefaultLifetime, MaxLifetime: c.MaxLifetime, AgeFrom: c.AgeFrom, WarnBefore: c.WarnBefore}
+	return Policy{DefaultLifetime: c.DefaultLifetime, MaxLifetime: c.MaxLifetime, AgeFrom: c.AgeFrom, WarnBefore: c.WarnBefore,
+		MaxGrace: time.Duration(c.maxGraceSeconds()) * time.Second}
+}
+
+// maxGraceSeconds is --max-grace-period in whole seconds (rounded down), or
+// 0 for no cap (only a Config built without AddFlags has none).
+func (c *Config) maxGraceSeconds() int64 {
+	return int64(c.MaxGracePeriod / time.Second)
 }
 
 // jobLabel returns the job label, or "" for none.

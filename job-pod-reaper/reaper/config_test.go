@@ -30,7 +30,7 @@ func TestParseDefaults(t *testing.T) {
 	want := &Config{
 		NamespaceLabels: "app.kubernetes.io/name=open-ondemand", ObjectLabels: "app.kubernetes.io/managed-by=open-ondemand",
 		JobLabel: "job", UserNamespacePrefix: "user-", AgeFrom: AgeFromCreation, WarnBefore: 10 * time.Minute, GracePeriodSeconds: -1,
-		OrphanMinAge: time.Minute, MaxDeletionsPerMinute: 3000, AnomalyPercent: 20, AnomalyMinPods: 100, AnomalyOverdue: 15 * time.Minute,
+		MaxGracePeriod: 30 * time.Second, OrphanMinAge: time.Minute, MaxDeletionsPerMinute: 3000, AnomalyPercent: 20, AnomalyMinPods: 100, AnomalyOverdue: 15 * time.Minute,
 	}
 	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
 		t.Errorf("default Config (-want +got):\n%s", diff)
@@ -43,7 +43,7 @@ func TestParseDefaults(t *testing.T) {
 func TestParseFlagsAndEnv(t *testing.T) {
 	args := []string{"--dry-run", "--reap-namespaces=user-a,user-b", "--namespace-labels=", "--object-labels=team=x",
 		"--job-label=none", "--default-lifetime=1h", "--max-lifetime=24h", "--age-from=start", "--warn-before=5m",
-		"--grace-period-seconds=0", "--orphan-min-age=2m", "--user-namespace-prefix=hpc-",
+		"--grace-period-seconds=0", "--max-grace-period=10s", "--orphan-min-age=2m", "--user-namespace-prefix=hpc-",
 		"--max-deletions-per-minute=60", "--anomaly-percent=5", "--anomaly-min-pods=10", "--anomaly-overdue=1h",
 		// OSC flag names.
 		"--run-once", "--reap-max=7", "--reap-interval=90s"}
@@ -54,7 +54,7 @@ func TestParseFlagsAndEnv(t *testing.T) {
 	want := &Config{
 		DryRun: true, ReapNamespaces: []string{"user-a", "user-b"}, NamespaceLabels: "", ObjectLabels: "team=x", JobLabel: "none",
 		DefaultLifetime: time.Hour, MaxLifetime: 24 * time.Hour, AgeFrom: AgeFromStart, WarnBefore: 5 * time.Minute,
-		GracePeriodSeconds: 0, MaxDeletionsPerPass: 7, OrphanMinAge: 2 * time.Minute, UserNamespacePrefix: "hpc-",
+		GracePeriodSeconds: 0, MaxGracePeriod: 10 * time.Second, MaxDeletionsPerPass: 7, OrphanMinAge: 2 * time.Minute, UserNamespacePrefix: "hpc-",
 		MaxDeletionsPerMinute: 60, AnomalyPercent: 5, AnomalyMinPods: 10, AnomalyOverdue: time.Hour,
 	}
 	if diff := cmp.Diff(want, c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
@@ -103,6 +103,8 @@ func TestParseErrors(t *testing.T) {
 		{"negative cap", []string{"--max-deletions-per-pass=-1"}, "--max-deletions-per-pass"},
 		{"empty job label", []string{"--job-label="}, "--job-label"},
 		{"bad job label", []string{"--job-label=a b"}, "--job-label"},
+		{"no max grace period", []string{"--max-grace-period=0"}, "--max-grace-period must be at least 1s"},
+		{"grace period over the max", []string{"--grace-period-seconds=60", "--max-grace-period=30s"}, "--grace-period-seconds 60 is longer than --max-grace-period 30s"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -66,6 +66,74 @@ func TestReapPodDeleteOptions(t *testing.T) {
 	}
 }
 
+// TestReapPodGraceCapped: the reaper's deletion never gives a pod more than
+// --max-grace-period, whatever its terminationGracePeriodSeconds says.
+func TestReapPodGraceCapped(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		grace    int64
+		podGrace *int64
+		want     int64
+	}{
+		{"the pod's own, a year, is capped", -1, ptr(int64(31536000)), 30},
+		{"the pod's own, shorter, is kept", -1, ptr(int64(10)), 10},
+		{"the pod's own, unset, is the max", -1, nil, 30},
+		{"the flag's, shorter, is kept", 5, ptr(int64(31536000)), 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pod := testPod("ns", "p", ptr("1h"), map[string]string{"job": "j"})
+			pod.Spec.TerminationGracePeriodSeconds = c.podGrace
+			client := fake.NewClientset(pod)
+			var got metav1.DeleteOptions
+			client.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				got = a.(k8stesting.DeleteAction).GetDeleteOptions()
+				return false, nil, nil
+			})
+			r, _ := fakeReaper(&Config{GracePeriodSeconds: c.grace, MaxGracePeriod: 30 * time.Second, AgeFrom: AgeFromCreation}, client)
+			v := r.policy.Evaluate(pod, r.clock.Now())
+			if err := r.reapPod(context.Background(), Expiry{Pod: pod, Verdict: v, Job: "j"}); err != nil {
+				t.Fatal(err)
+			}
+			if got.GracePeriodSeconds == nil || *got.GracePeriodSeconds != c.want {
+				t.Errorf("GracePeriodSeconds = %v, want %d", got.GracePeriodSeconds, c.want)
+			}
+		})
+	}
+}
+
+// TestReapPodShortensTerminating: a terminating pod past its walltime whose
+// grace period is a year is deleted again with the max grace period, with
+// an Event and grace_periods_shortened_total.
+func TestReapPodShortensTerminating(t *testing.T) {
+	pod := testPod("ns", "p", ptr("1h"), map[string]string{"job": "j"})
+	pod.DeletionTimestamp = ptr(metav1.NewTime(t0.Add(365 * 24 * time.Hour)))
+	pod.DeletionGracePeriodSeconds = ptr(int64(31536000))
+	pod.Spec.TerminationGracePeriodSeconds = ptr(int64(31536000))
+	client := fake.NewClientset(pod)
+	var got metav1.DeleteOptions
+	client.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		got = a.(k8stesting.DeleteAction).GetDeleteOptions()
+		return false, nil, nil
+	})
+	r, rec := fakeReaper(&Config{GracePeriodSeconds: -1, MaxGracePeriod: 30 * time.Second, AgeFrom: AgeFromCreation}, client)
+	v := r.policy.Evaluate(pod, r.clock.Now())
+	if !v.Shorten || !v.Expired {
+		t.Fatalf("Evaluate() = %+v, want expired and to shorten", v)
+	}
+	if err := r.reapPod(context.Background(), Expiry{Pod: pod, Verdict: v, Job: "j"}); err != nil {
+		t.Fatal(err)
+	}
+	if got.GracePeriodSeconds == nil || *got.GracePeriodSeconds != 30 {
+		t.Errorf("GracePeriodSeconds = %v, want 30", got.GracePeriodSeconds)
+	}
+	if ev := <-rec.Events; ev != "Warning WalltimeExceeded walltime of 1h0m0s exceeded; shortened the pod's termination grace period from 31536000s to 30s" {
+		t.Errorf("Event = %q", ev)
+	}
+	if n := testutil.ToFloat64(r.metrics.graceShortened); n != 1 {
+		t.Errorf("grace_periods_shortened_total = %v, want 1", n)
+	}
+}
+
 func TestReapPodDeleteErrors(t *testing.T) {
 	for _, c := range []struct {
 		name       string

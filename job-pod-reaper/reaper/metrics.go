@@ -22,6 +22,7 @@ type metrics struct {
 	stopped         prometheus.Gauge
 	trips           prometheus.Counter
 	retries         prometheus.Counter
+	graceShortened  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -79,6 +80,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: metricsNamespace, Name: "delete_retries_total",
 			Help: "Failed pod deletions put back into the queue with backoff.",
 		}),
+		graceShortened: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metricsNamespace, Name: "grace_periods_shortened_total",
+			Help: "Terminating pods past their walltime whose grace period (longer than --max-grace-period) was shortened by a second deletion.",
+		}),
 	}
 	for _, k := range []string{KindPod, KindService, KindConfigMap, KindSecret} {
 		m.reaped.WithLabelValues(k)
@@ -87,6 +92,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.skipped.WithLabelValues(r)
 	}
 	reg.MustRegister(m.reaped, m.errors, m.expiryLag, m.skipped, m.forbidden, m.capReached, m.deferred, m.warnings, m.invalidLifetime,
-		m.rateLimited, m.stopped, m.trips, m.retries)
+		m.rateLimited, m.stopped, m.trips, m.retries, m.graceShortened)
 	return m
 }

@@ -43,6 +43,9 @@ type Policy struct {
 	AgeFrom string
 	// WarnBefore is how long before the end a warning Event is due; 0 disables.
 	WarnBefore time.Duration
+	// MaxGrace is the longest grace period a pod gets once its walltime has
+	// run out; 0 means no cap (every terminating pod is skipped).
+	MaxGrace time.Duration
 }
 
 // Verdict is what a Policy says about one pod at one moment.
@@ -65,15 +68,53 @@ type Verdict struct {
 	// Next is when this verdict next changes (the warning, then the deadline);
 	// zero when the pod has expired or has no deadline.
 	Next time.Time
+	// Shorten: the pod is already terminating, but with a grace period that
+	// would let it run past its deadline (or now) + MaxGrace: it is to be
+	// deleted again with a grace period of at most MaxGrace, which shortens
+	// the deletion in progress. Such a pod gets no warning.
+	Shorten bool
 }
 
 // Evaluate returns the verdict on pod at now.
 func (p Policy) Evaluate(pod *corev1.Pod, now time.Time) Verdict {
-	var v Verdict
-	if pod.DeletionTimestamp != nil {
-		v.Skip = SkipTerminating
+	v := p.evaluate(pod, now)
+	if pod.DeletionTimestamp == nil {
 		return v
 	}
+	return p.terminating(pod, v, now)
+}
+
+// terminating is the verdict on a pod being deleted, whose verdict as a
+// running pod is v. It is skipped, unless its deletion (deletionTimestamp,
+// the moment the kubelet kills it) ends after max(deadline, now) + MaxGrace
+// and its grace period is longer than MaxGrace: a pod deleted by its owner
+// with gracePeriodSeconds of a year would otherwise run for a year.
+func (p Policy) terminating(pod *corev1.Pod, v Verdict, now time.Time) Verdict {
+	skip := Verdict{Skip: SkipTerminating}
+	if p.MaxGrace <= 0 || v.Skip != "" {
+		return skip
+	}
+	g := pod.DeletionGracePeriodSeconds
+	if g == nil || time.Duration(*g)*time.Second <= p.MaxGrace {
+		return skip
+	}
+	end := v.Deadline
+	if now.After(end) {
+		end = now
+	}
+	if !pod.DeletionTimestamp.After(end.Add(p.MaxGrace)) {
+		return skip
+	}
+	v.Invalid, v.Warn, v.Shorten = nil, false, true
+	if !v.Expired {
+		v.Next = v.Deadline
+	}
+	return v
+}
+
+// evaluate is the verdict on pod as if it were not terminating.
+func (p Policy) evaluate(pod *corev1.Pod, now time.Time) Verdict {
+	var v Verdict
 	raw, ok := pod.Annotations[identity.LifetimeAnnotation]
 	if ok {
 		d, err := walltime.Parse(raw)

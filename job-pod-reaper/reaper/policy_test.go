@@ -173,6 +173,100 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
+// TestEvaluateTerminating: a pod being deleted is left to finish, unless
+// its deletion would let it run past max(deadline, now) + MaxGrace (its
+// owner deleted it with a huge gracePeriodSeconds): then it is to be
+// deleted again with MaxGrace, at its deadline.
+func TestEvaluateTerminating(t *testing.T) {
+	const year = 31536000
+	// terminating is a 1h pod deleted at `at` with grace seconds.
+	terminating := func(lifetime *string, at time.Time, grace int64) func() *corev1.Pod {
+		return func() *corev1.Pod {
+			p := testPod("ns", "p", lifetime, nil)
+			p.DeletionTimestamp = ptr(metav1.NewTime(at.Add(time.Duration(grace) * time.Second)))
+			p.DeletionGracePeriodSeconds = ptr(grace)
+			return p
+		}
+	}
+	capped := Policy{AgeFrom: AgeFromCreation, MaxGrace: 30 * time.Second, WarnBefore: 10 * time.Minute}
+	deadline := t0.Add(time.Hour)
+	cases := []struct {
+		name   string
+		pod    func() *corev1.Pod
+		policy Policy
+		now    time.Time
+		want   Verdict
+	}{
+		{
+			name: "no cap: skipped whatever its grace period", pod: terminating(ptr("1h"), t0, year),
+			policy: Policy{AgeFrom: AgeFromCreation}, now: t0.Add(10 * time.Hour),
+			want: Verdict{Skip: SkipTerminating},
+		},
+		{
+			name: "deleted with a year's grace, past its walltime: shortened", pod: terminating(ptr("1h"), t0.Add(time.Minute), year),
+			policy: capped, now: deadline.Add(time.Second),
+			want: Verdict{Lifetime: time.Hour, Source: SourceAnnotation, Start: t0, Deadline: deadline, Expired: true, Shorten: true},
+		},
+		{
+			name: "deleted with a year's grace, past its walltime + max grace: shortened", pod: terminating(ptr("1h"), t0.Add(time.Minute), year),
+			policy: capped, now: deadline.Add(time.Hour),
+			want: Verdict{Lifetime: time.Hour, Source: SourceAnnotation, Start: t0, Deadline: deadline, Expired: true, Shorten: true},
+		},
+		{
+			name: "deleted with a year's grace, within its walltime: due at the deadline, no warning", pod: terminating(ptr("1h"), t0.Add(time.Minute), year),
+			policy: capped, now: deadline.Add(-time.Minute),
+			want: Verdict{Lifetime: time.Hour, Source: SourceAnnotation, Start: t0, Deadline: deadline, Next: deadline, Shorten: true},
+		},
+		{
+			name: "deleted by the reaper with the max grace: left to finish", pod: terminating(ptr("1h"), deadline, 30),
+			policy: capped, now: deadline.Add(time.Hour),
+			want: Verdict{Skip: SkipTerminating},
+		},
+		{
+			name: "grace over the max but ending before deadline + max grace: left to finish", pod: terminating(ptr("1h"), t0, 3600+20),
+			policy: capped, now: deadline,
+			want: Verdict{Skip: SkipTerminating},
+		},
+		{
+			name: "grace over the max, ending within max grace of now: left to finish", pod: terminating(ptr("1h"), t0.Add(30*time.Minute), 3600),
+			policy: capped, now: t0.Add(90*time.Minute - 10*time.Second),
+			want: Verdict{Skip: SkipTerminating},
+		},
+		{
+			name: "one second over the max grace: shortened", pod: terminating(ptr("1h"), deadline, 31),
+			policy: capped, now: deadline,
+			want: Verdict{Lifetime: time.Hour, Source: SourceAnnotation, Start: t0, Deadline: deadline, Expired: true, Shorten: true},
+		},
+		{
+			name: "no lifetime: skipped as terminating", pod: terminating(nil, t0, year),
+			policy: capped, now: t0.Add(10 * time.Hour),
+			want: Verdict{Skip: SkipTerminating},
+		},
+		{
+			name: "no lifetime but a maximum: shortened", pod: terminating(nil, t0, year),
+			policy: Policy{AgeFrom: AgeFromCreation, MaxGrace: 30 * time.Second, MaxLifetime: 2 * time.Hour}, now: t0.Add(2 * time.Hour),
+			want: Verdict{Lifetime: 2 * time.Hour, Source: SourceMax, Start: t0, Deadline: t0.Add(2 * time.Hour), Expired: true, Shorten: true},
+		},
+		{
+			name: "no deletion grace period recorded: skipped", pod: func() *corev1.Pod {
+				p := terminating(ptr("1h"), t0, year)()
+				p.DeletionGracePeriodSeconds = nil
+				return p
+			},
+			policy: capped, now: t0.Add(10 * time.Hour),
+			want: Verdict{Skip: SkipTerminating},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := c.policy.Evaluate(c.pod(), c.now)
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("Evaluate() mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestIsOrphan(t *testing.T) {
 	live := map[NamespacedJob]bool{{Namespace: "a", Job: "j1"}: true}
 	pass := t0

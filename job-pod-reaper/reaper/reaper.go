@@ -342,17 +342,29 @@ func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
 		return nil
 	}
 	log := r.log.With(zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job))
-	if r.cfg.DryRun {
+	grace := r.gracePeriod(pod)
+	shorten := e.Verdict.Shorten
+	if shorten {
+		log = log.With(zap.Int64p("deletionGracePeriodSeconds", pod.DeletionGracePeriodSeconds), zap.Int64p("gracePeriodSeconds", grace))
+	}
+	switch {
+	case r.cfg.DryRun && shorten:
+		log.Info("Would shorten the grace period of terminating pod", zap.Duration("walltime", e.Verdict.Lifetime), zap.Time("deadline", e.Verdict.Deadline), zap.Bool("dryRun", true))
+	case r.cfg.DryRun:
 		log.Info("Would delete pod", zap.Duration("walltime", e.Verdict.Lifetime), zap.Time("deadline", e.Verdict.Deadline), zap.Bool("dryRun", true))
-	} else {
+	default:
 		uid := pod.UID
-		opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}
-		if r.cfg.GracePeriodSeconds >= 0 {
-			g := r.cfg.GracePeriodSeconds
-			opts.GracePeriodSeconds = &g
-		}
+		opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, GracePeriodSeconds: grace}
 		err := r.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, opts)
 		switch {
+		case err == nil && shorten:
+			now := r.clock.Now()
+			r.metrics.reaped.WithLabelValues(KindPod).Inc()
+			r.metrics.graceShortened.Inc()
+			r.event(pod, corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded; shortened the pod's termination grace period from %ds to %ds",
+				e.Verdict.Lifetime, *pod.DeletionGracePeriodSeconds, *grace)
+			log.Info("Shortened the grace period of terminating pod")
+			r.account(pod, e, now)
 		case err == nil:
 			now := r.clock.Now()
 			r.metrics.reaped.WithLabelValues(KindPod).Inc()
@@ -381,6 +393,24 @@ func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// gracePeriod is the termination grace period of the reaper's deletion of
+// pod: --grace-period-seconds, or the pod's own terminationGracePeriodSeconds
+// (-1), never more than --max-grace-period (nil: the pod's own, uncapped,
+// only for a Config without a cap).
+func (r *Reaper) gracePeriod(pod *corev1.Pod) *int64 {
+	g := r.cfg.GracePeriodSeconds
+	if g < 0 && pod.Spec.TerminationGracePeriodSeconds != nil {
+		g = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if limit := r.cfg.maxGraceSeconds(); limit > 0 && (g < 0 || g > limit) {
+		g = limit
+	}
+	if g < 0 {
+		return nil
+	}
+	return &g
 }
 
 // account writes the accounting record of a reaped pod: one structured line,

@@ -35,10 +35,17 @@ func statusError(body []byte, err error) error {
 // Secret): RBAC grants it only deletecollection, and the chart's admission
 // guard confines that to user namespaces and to Secrets carrying the job
 // label. The answer is read as PartialObjectMetadataList: names only, for
-// the log and the metric. In dry-run the call is a server-side dry run,
-// which deletes nothing and names what it would delete.
+// the log and the metric. A real DELETE does return the deleted Secrets to
+// its caller: the token reads a job Secret only by destroying it. In
+// dry-run nothing is called (a server-side dry run would return the
+// Secrets without deleting them, and the guard denies it): the log says
+// that the job's Secrets, whose names the reaper cannot know, would go.
 func (r *Reaper) deleteJobSecrets(ctx context.Context, ns, job, why string) error {
 	log := r.log.With(zap.String("namespace", ns), zap.String("job", job), zap.String("reason", why))
+	if r.cfg.DryRun {
+		log.Info("Would delete the job's secrets", zap.Bool("dryRun", true))
+		return nil
+	}
 	req, err := labels.NewRequirement(r.jobLabel, selection.Equals, []string{job})
 	if err != nil {
 		// A job id that is no label value cannot come from a label.
@@ -46,9 +53,6 @@ func (r *Reaper) deleteJobSecrets(ctx context.Context, ns, job, why string) erro
 	}
 	sel := r.objSelector.Add(*req)
 	opts := metav1.DeleteOptions{}
-	if r.cfg.DryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
 	body, err := r.client.CoreV1().RESTClient().Delete().Namespace(ns).Resource("secrets").
 		VersionedParams(&metav1.ListOptions{LabelSelector: sel.String()}, scheme.ParameterCodec).
 		SetHeader("Accept", partialListAccept).
@@ -66,10 +70,6 @@ func (r *Reaper) deleteJobSecrets(ctx context.Context, ns, job, why string) erro
 		return fmt.Errorf("delete secrets of job %q in %s: answer is %q, not a PartialObjectMetadataList: %v", job, ns, list.Kind, err)
 	}
 	for _, s := range list.Items {
-		if r.cfg.DryRun {
-			log.Info("Would delete secret", zap.String("secret", s.Name), zap.Bool("dryRun", true))
-			continue
-		}
 		r.metrics.reaped.WithLabelValues(KindSecret).Inc()
 		log.Info("Deleted secret", zap.String("secret", s.Name))
 	}

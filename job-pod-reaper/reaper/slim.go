@@ -11,7 +11,8 @@ import (
 // slimPod keeps of a pod only what the reaper's decisions, Events and
 // accounting need (memory: a cached pod is a few hundred bytes whatever its
 // spec): name, namespace, UID, resourceVersion, labels, the lifetime
-// annotation, the creation and deletion timestamps, status.startTime, and
+// annotation, the creation and deletion timestamps, the deletion's and the
+// spec's grace periods, status.startTime, and
 // the CPU and memory requests summed over its containers (as one
 // container). It is the pod informer's transform and is applied to each
 // page of a --once LIST.
@@ -31,7 +32,9 @@ func (r *Reaper) slim(p *corev1.Pod) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{
 			Name: p.Name, Namespace: p.Namespace, UID: p.UID, ResourceVersion: p.ResourceVersion,
 			Labels: r.keptLabels(p.Labels), CreationTimestamp: p.CreationTimestamp, DeletionTimestamp: p.DeletionTimestamp,
+			DeletionGracePeriodSeconds: p.DeletionGracePeriodSeconds,
 		},
+		Spec: corev1.PodSpec{TerminationGracePeriodSeconds: p.Spec.TerminationGracePeriodSeconds},
 	}
 	if v, ok := p.Annotations[identity.LifetimeAnnotation]; ok {
 		out.Annotations = map[string]string{identity.LifetimeAnnotation: v}

@@ -15,6 +15,7 @@
 - {{ print "--age-from=" (.Values.ageFrom) | quote }}
 - {{ print "--warn-before=" (.Values.warnBefore) | quote }}
 - {{ print "--grace-period-seconds=" (.Values.gracePeriodSeconds) | quote }}
+- {{ print "--max-grace-period=" (.Values.maxGracePeriod) | quote }}
 - {{ print "--max-deletions-per-pass=" (.Values.maxDeletionsPerPass) | quote }}
 - {{ print "--max-deletions-per-minute=" (.Values.maxDeletionsPerMinute) | quote }}
 - {{ print "--anomaly-percent=" (.Values.anomalyPercent) | quote }}
