@@ -338,7 +338,7 @@ func TestGuardJobPodReaperLeases(t *testing.T) {
 // TestGuardJobPodReaperEvents: the reaper records Events on pods in user
 // namespaces and on its own pod in the release namespace; a stolen token
 // may not forge Events (core or events.k8s.io) anywhere else, nor patch
-// an existing Event there.
+// an existing Event there, nor pass an Event off as another component's.
 func TestGuardJobPodReaperEvents(t *testing.T) {
 	installUmbrella(t)
 	c := saClient(t, "job-pod-reaper")
@@ -390,5 +390,24 @@ func TestGuardJobPodReaperEvents(t *testing.T) {
 		if err := create(ns); err != nil {
 			t.Errorf("create an Event in %s as job-pod-reaper: %v, want allowed", ns, err)
 		}
+	}
+	// In a user namespace, an Event passed off as another component's.
+	const forged = reaperGuard + "may write only core Events whose source.component and reportingComponent are job-pod-reaper"
+	for what, mutate := range map[string]func(*corev1.Event){
+		"source.component kubelet":   func(e *corev1.Event) { e.Source.Component = "kubelet" },
+		"no source":                  func(e *corev1.Event) { e.Source = corev1.EventSource{} },
+		"reportingComponent kubelet": func(e *corev1.Event) { e.ReportingController = "kubelet"; e.ReportingInstance = "node-1" },
+	} {
+		e := event(u.Namespace)
+		mutate(e)
+		if _, err := c.CoreV1().Events(u.Namespace).Create(ctx, e, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !isDenied(err, forged) {
+			t.Errorf("create an Event with %s in %s as job-pod-reaper: err = %v, want denied by the guard", what, u.Namespace, err)
+		}
+	}
+	// As the reaper's recorders write them.
+	e := event(u.Namespace)
+	e.ReportingController = "job-pod-reaper"
+	if _, err := c.CoreV1().Events(u.Namespace).Create(ctx, e, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("create an Event as the reaper's recorder writes it in %s: %v, want allowed", u.Namespace, err)
 	}
 }
