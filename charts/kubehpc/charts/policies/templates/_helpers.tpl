@@ -128,3 +128,10 @@ request.namespace.startsWith('{{ .Values.namespacePrefix }}') && request.namespa
 {{- if or (eq .Values.engine "kyverno") (.Capabilities.APIVersions.Has "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy") }}true{{ end -}}
 {{- else if eq $v "true" }}true{{ end -}}
 {{- end -}}
+
+{{/* The huge-page sizes resources.podMax caps, for messages. */}}
+{{- define "policies.hugePagesText" -}}
+{{- $out := list -}}
+{{- range $r, $max := .Values.resources.podMax }}{{ if hasPrefix "hugepages-" $r }}{{ $out = append $out (printf "%s at most %s" $r $max) }}{{ end }}{{ end -}}
+{{- ternary "none" (join ", " $out) (empty $out) -}}
+{{- end -}}
