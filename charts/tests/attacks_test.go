@@ -42,8 +42,8 @@ type catalogueCase struct {
 	Engines map[string]engineVerdict `json:"engines"`
 	// PSS names the Pod Security Standards control the case proves, if any.
 	PSS string `json:"pss"`
-	// Operation: create (default), update, ephemeralcontainers, resize or
-	// delete (the user deletes her pod, once bound to a node, with
+	// Operation: create (default), update, ephemeralcontainers, resize,
+	// status or delete (the user deletes her pod, once bound to a node, with
 	// DeleteOptions; a dry run).
 	Operation string `json:"operation"`
 	// DeleteOptions are the options of a delete case.
@@ -387,13 +387,14 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ood-user grants neither pods/resize nor pods/ephemeralcontainers: those
-	// changes are made as the admin (kubectl debug by a support engineer),
-	// whom the policies bind as well.
+	// ood-user grants neither pods/resize, pods/ephemeralcontainers nor
+	// pods/status: those changes are made as the admin (kubectl debug by a
+	// support engineer; a stolen token that may write pods/status), whom the
+	// policies bind as well.
 	switch op {
 	case "update":
 		_, err = u.Client.CoreV1().Pods(u.Namespace).Patch(ctx, created.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-	case "resize", "ephemeralcontainers":
+	case "resize", "ephemeralcontainers", "status":
 		_, err = env.Kube.Client.CoreV1().Pods(u.Namespace).Patch(ctx, created.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, op)
 	default:
 		t.Fatalf("%s: unknown operation %q", c.Name, op)

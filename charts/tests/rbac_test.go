@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 
@@ -290,21 +291,38 @@ func TestNamespaceIdentityGuard(t *testing.T) {
 	want := "only ldap-configmap and namespace-bootstrap may set or change the identity annotations of namespace " + u.Namespace
 	cases := []struct {
 		name, who, body string
-		c               kubernetes.Interface
-		allowed         bool
-		want            string
+		// sub is the subresource: status (a merge patch) or finalize (a PUT).
+		sub     string
+		c       kubernetes.Interface
+		allowed bool
+		want    string
 	}{
 		{name: "admin changes the uid", c: env.Kube.Client, body: `{"metadata":{"annotations":{"kubehpc.io/uid":"0"}}}`, want: want + "; admin changed: kubehpc.io/uid"},
 		{name: "admin removes the gids", c: env.Kube.Client, body: `{"metadata":{"annotations":{"kubehpc.io/gids":null}}}`, want: "changed: kubehpc.io/gids"},
 		{name: "admin adds a group", c: env.Kube.Client, body: `{"metadata":{"annotations":{"kubehpc.io/groups":",grace,pzs0001,"}}}`, want: "changed: kubehpc.io/groups"},
 		{name: "namespace-reaper changes the home", c: saClient(t, "namespace-reaper"), body: `{"metadata":{"annotations":{"kubehpc.io/home":"/"}}}`, want: "namespace-reaper"}, // rule 9 or the reaper's own guard, whichever the API server reports
+		{name: "admin changes the uid through namespaces/status", c: env.Kube.Client, sub: "status", body: `{"metadata":{"annotations":{"kubehpc.io/uid":"0"}}}`, want: want + "; admin changed: kubehpc.io/uid"},
+		{name: "admin changes the home through namespaces/finalize", c: env.Kube.Client, sub: "finalize", body: `{"metadata":{"annotations":{"kubehpc.io/home":"/etc"}}}`, want: want + "; admin changed: kubehpc.io/home"},
 		{name: "admin changes another annotation", c: env.Kube.Client, body: `{"metadata":{"annotations":{"openondemand.org/last-hook-execution":"1700000000"}}}`, allowed: true},
 		{name: "ldap-configmap changes the groups", c: saClient(t, "ldap-configmap"), body: `{"metadata":{"annotations":{"kubehpc.io/groups":",grace,pzs0003,"}}}`, allowed: true},
 		{name: "namespace-bootstrap changes the gids", c: saClient(t, "namespace-bootstrap"), body: `{"metadata":{"annotations":{"kubehpc.io/gids":",10007,20003,"}}}`, allowed: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := patch(tc.c, tc.body)
+			var err error
+			switch tc.sub {
+			case "":
+				err = patch(tc.c, tc.body)
+			case "status":
+				_, err = tc.c.CoreV1().Namespaces().Patch(ctx, u.Namespace, types.MergePatchType, []byte(tc.body), metav1.PatchOptions{}, "status")
+			case "finalize":
+				var ns *corev1.Namespace
+				if ns, err = tc.c.CoreV1().Namespaces().Get(ctx, u.Namespace, metav1.GetOptions{}); err == nil {
+					if err = json.Unmarshal([]byte(tc.body), ns); err == nil {
+						_, err = tc.c.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{})
+					}
+				}
+			}
 			if tc.allowed && err != nil {
 				t.Errorf("patch %s: %v", tc.body, err)
 			}
