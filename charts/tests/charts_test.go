@@ -121,6 +121,9 @@ func TestSchemaViolations(t *testing.T) {
 		{"enabled not a boolean", "kubehpc", []string{"namespace-reaper.enabled=maybe"}, "enabled"},
 		{"subchart alone: unknown key", "policies", []string{"rules.bogus=true"}, "bogus"},
 		{"subchart alone: Strict neither auto nor a boolean", "policies", []string{"rules.supplementalGroupsPolicyStrict=maybe"}, "supplementalGroupsPolicyStrict"},
+		{"excluded namespace inside the user prefix", "kubehpc", []string{"policies.excludedNamespaces={monitoring,user-operator}"},
+			`policies.excludedNamespaces: "user-operator" starts with namespacePrefix "user-"`},
+		{"subchart alone: excluded namespace inside the prefix, Kyverno", "policies", []string{"engine=kyverno", "excludedNamespaces={user-operator}"}, "always gets the rules"},
 		{"subchart alone: bad scope", "job-pod-reaper", []string{"rbac.scope=everywhere"}, "scope"},
 		{"subchart alone: bad CIDR", "namespace-bootstrap", []string{"networkPolicy.allowCIDRs={10.0.0.1}"}, "allowCIDRs"},
 	}

@@ -187,8 +187,14 @@ func TestVAPScope(t *testing.T) {
 	bad := goodPod(&user{Name: "x", UID: "0", GID: "0", GIDs: []string{"0"}, Groups: []string{"x"}})
 	bad.Spec.HostNetwork = true
 	bad.Spec.SecurityContext.RunAsNonRoot = nil
-	excluded := "user-operator"
-	createUserNamespace(t, excluded, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, nil)
+	// An excluded namespace lies outside the prefix (the chart refuses one
+	// inside it, TestSchemaViolations); it keeps the open-ondemand label.
+	excluded := "operator-system"
+	ensureNamespace(t, excluded)
+	if _, err := env.Kube.Client.CoreV1().Namespaces().Patch(ctx, excluded, types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"app.kubernetes.io/name":"open-ondemand"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for _, ns := range []string{excluded, releaseNamespace} {
 		if _, err := env.Kube.Client.CoreV1().Pods(ns).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			t.Errorf("create a host-network root pod in %s (outside the policies' scope): %v", ns, err)

@@ -14,8 +14,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- .Values.configMaps.namespace | default .Release.Namespace -}}
 {{- end -}}
 
-{{/* Namespaces never checked. */}}
+{{/* Namespaces never checked. A namespace named with the prefix is a user's (namespace-bootstrap hands user-operator to an LDAP user named operator): it cannot be excluded. */}}
 {{- define "policies.excluded" -}}
+{{- range .Values.excludedNamespaces }}
+{{- if and $.Values.namespacePrefix (hasPrefix $.Values.namespacePrefix .) }}
+{{- fail (printf "policies.excludedNamespaces: %q starts with namespacePrefix %q: a namespace so named is a user's namespace (namespace-bootstrap creates it for the user %q) and always gets the rules; name the namespace outside the prefix" . $.Values.namespacePrefix (trimPrefix $.Values.namespacePrefix .)) }}
+{{- end }}
+{{- end -}}
 {{- toJson (concat (list "kube-system" "kube-public" "kube-node-lease") .Values.excludedNamespaces | uniq) -}}
 {{- end -}}
 
