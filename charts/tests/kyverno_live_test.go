@@ -229,6 +229,25 @@ func TestKyvernoLive(t *testing.T) {
 		}
 	})
 
+	t.Run("identity floor", func(t *testing.T) {
+		runIdentityFloors(t, func(t *testing.T, name, uid, gid string, gids []string) *user {
+			return eng.newUser(t, name, uid, gid, gids, []string{name, "pzs0001"})
+		}, func(t *testing.T, u *user, home string) {
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cm, err := env.Kube.Client.CoreV1().ConfigMaps(eng.Namespace).Get(ctx, "user-home-map", metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				cm.Data[u.Namespace] = home
+				_, err = env.Kube.Client.CoreV1().ConfigMaps(eng.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+				return err
+			})
+			if err != nil {
+				t.Fatalf("set the home of %s to %s: %v", u.Namespace, home, err)
+			}
+		}, kyvernoDenied)
+	})
+
 	// Stop (what the test's cleanup does) leaves a usable API server: no
 	// webhook configuration of Kyverno's is left to fail requests.
 	t.Run("stopped cleanly", func(t *testing.T) {

@@ -140,3 +140,10 @@ request.namespace.startsWith('{{ .Values.namespacePrefix }}') && request.namespa
 {{- range $r, $max := .Values.resources.podMax }}{{ if hasPrefix "hugepages-" $r }}{{ $out = append $out (printf "%s at most %s" $r $max) }}{{ end }}{{ end -}}
 {{- ternary "none" (join ", " $out) (empty $out) -}}
 {{- end -}}
+
+{{/* The home roots, without trailing "/". */}}
+{{- define "policies.homeRoots" -}}
+{{- $out := list -}}
+{{- range .Values.homeRoots }}{{ $out = append $out (trimSuffix "/" .) }}{{ end -}}
+{{- toJson $out -}}
+{{- end -}}

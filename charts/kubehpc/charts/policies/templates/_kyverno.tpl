@@ -145,7 +145,8 @@ user {{"{{"}} request.namespace {{"}}"}} is missing from ConfigMap {{ include "p
 - name: user_path
   variable:
     jmesPath: "regex_match('^[A-Za-z0-9_][A-Za-z0-9._-]*$', user_name) && user_name || ''"
+{{- $roots := list }}{{ range (include "policies.homeRoots" . | fromJsonArray) }}{{ $roots = append $roots (printf "starts_with(home, '%s/')" (. | include "policies.celEscape")) }}{{ end }}
 - name: home_path
   variable:
-    jmesPath: "regex_match('^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$', home) && home || ''"
+    jmesPath: "regex_match('^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$', home) && ({{ default "`false`" (join " || " $roots) }}) && home || ''"
 {{- end -}}

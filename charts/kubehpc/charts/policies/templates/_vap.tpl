@@ -85,11 +85,15 @@ variables.groupsStr.contains('"' + variables.account + '"')
 {{- end -}}
 {{- end -}}
 
-{{/* Validations of rule 1 (UID part). dict: ctx, source, configMap. */}}
+{{/* Validations of rule 1 (UID part). dict: ctx, source, configMap, minUID. */}}
 {{- define "policies.vap.uidValidations" -}}
 - expression: "!variables.specChanged || (variables.uid > 0)"
   messageExpression: >-
     {{ include "policies.vap.missing" (dict "source" .source "annotation" "kubehpc.io/uid" "configMap" .configMap) }}
+  reason: Forbidden
+- expression: "!variables.specChanged || variables.uid <= 0 || variables.uid >= {{ int .minUID }}"
+  messageExpression: >-
+    'the LDAP UID of ' + variables.user + ' is ' + string(variables.uid) + ', below minUID {{ int .minUID }}: system accounts do not run pods'
   reason: Forbidden
 - expression: >-
     !variables.specChanged || variables.uid <= 0 ||
@@ -116,6 +120,10 @@ variables.groupsStr.contains('"' + variables.account + '"')
   messageExpression: >-
     {{ include "policies.vap.missing" (dict "source" .source "annotation" "kubehpc.io/gid" "configMap" .configMap) }}
   reason: Forbidden
+- expression: "!variables.specChanged || variables.gid < 0 || variables.gid >= {{ int .minGID }}"
+  messageExpression: >-
+    'the primary LDAP GID of ' + variables.user + ' is ' + string(variables.gid) + ', below minGID {{ int .minGID }}: system groups are not used by pods'
+  reason: Forbidden
 - expression: >-
     !variables.specChanged || variables.gid < 0 ||
     ((variables.podRunAsGroup == -1 || variables.podRunAsGroup == variables.gid) &&
@@ -136,6 +144,12 @@ variables.groupsStr.contains('"' + variables.account + '"')
 
 {{/* Validations of rule 2 (supplemental groups). */}}
 {{- define "policies.vap.gidsValidations" -}}
+- expression: >-
+    !variables.specChanged || object.spec.?securityContext.?supplementalGroups.orValue([]).all(g, g >= {{ int .minGID }})
+  messageExpression: >-
+    'supplementalGroups may not hold GIDs below minGID {{ int .minGID }} (system groups): ' +
+    object.spec.?securityContext.?supplementalGroups.orValue([]).filter(g, g < {{ int .minGID }}).map(g, string(g)).join(', ')
+  reason: Forbidden
 - expression: >-
     !variables.specChanged || size(object.spec.?securityContext.?supplementalGroups.orValue([])) == 0 ||
     variables.gidsStr != ''
