@@ -9,8 +9,8 @@
 #                                        with its webhooks on the test API server
 # Both are built whenever either is missing, in one `go build`, so the
 # packages they share (nearly all of them) compile once. A cold build of both
-# takes about 11 minutes on 2 cores (docs/benchmarks.md); each binary is
-# about 300 MB. Kyverno's CustomResourceDefinitions (the module's
+# takes about 7 minutes on 2 idle cores (docs/benchmarks.md); the binaries are
+# 320 and 190 MB. Kyverno's CustomResourceDefinitions (the module's
 # config/crds) are copied into crds/ beside them for pkg/testenv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,7 +38,7 @@ rm -rf "$tmp"; mkdir -p "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
 if [ ${#pkgs[@]} -gt 0 ]; then
-  echo "Building Kyverno $KYVERNO_VERSION (${pkgs[*]#github.com/kyverno/kyverno/}) into $dir (a cold build of both takes ~11 min on 2 cores)..." >&2
+  echo "Building Kyverno $KYVERNO_VERSION (${pkgs[*]#github.com/kyverno/kyverno/}) into $dir (a cold build of both takes ~7 min on 2 idle cores)..." >&2
   (cd "$here/kyverno" && GOWORK=off go build -trimpath \
     -ldflags="-s -w -X github.com/kyverno/kyverno/pkg/version.BuildVersion=$KYVERNO_VERSION" \
     -o "$tmp/" "${pkgs[@]}") >&2

@@ -59,9 +59,9 @@ const (
 
 // KyvernoAdmissionController returns the path of Kyverno's admission
 // controller: $KUBEHPC_KYVERNO_ADMISSION_CONTROLLER if set, else the one
-// hack/kyverno.sh builds and caches (with the CLI, ~11 minutes cold,
-// serialised by a file lock). Kyverno's CustomResourceDefinitions are in the
-// crds directory beside it.
+// hack/kyverno.sh builds and caches (with the CLI: ~7 minutes cold on 2 idle
+// cores, serialised by a file lock). Kyverno's CustomResourceDefinitions are
+// in the crds directory beside it.
 func KyvernoAdmissionController() (string, error) {
 	if p := os.Getenv("KUBEHPC_KYVERNO_ADMISSION_CONTROLLER"); p != "" {
 		return p, nil
