@@ -443,9 +443,18 @@ func TestVAPUserPathsAnnotations(t *testing.T) {
 	if err := pollDenied(ctx, func() error { return pod("/fs/scratch/bob") }, denied); err != nil {
 		t.Fatalf("another user's scratch: %v", err)
 	}
-	for _, path := range []string{"/fs/scratch", "/fs/scratch/frankx", "/users/bob", "/users", "/users/frankx"} {
+	// The umbrella's own rule allows /fs/scratch and below: only the
+	// per-user entry denies these.
+	for _, path := range []string{"/fs/scratch", "/fs/scratch/frankx"} {
 		if err := pod(path); !isDenied(err, denied) {
 			t.Errorf("hostPath %s: err = %v, want a denial by %s", path, err, denied)
+		}
+	}
+	// The umbrella's rule (allowUserHome) denies these too, and the API
+	// server may report either denial.
+	for _, path := range []string{"/users/bob", "/users", "/users/frankx"} {
+		if err := pod(path); !isDenied(err, "hostPath volumes are only allowed under") {
+			t.Errorf("hostPath %s: err = %v, want a denial of the hostPath", path, err)
 		}
 	}
 	for _, path := range []string{"/fs/scratch/frank", "/fs/scratch/frank/run1", "/users/frank", "/users/frank/project"} {
