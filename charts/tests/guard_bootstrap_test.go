@@ -140,6 +140,25 @@ func TestGuardNamespaceBootstrap(t *testing.T) {
 			rb.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "ghost", UID: "6a4d4a4e-0000-4000-8000-000000000002"}}
 			return createRB(ns, rb)()
 		}, want: guard + "namespace-bootstrap sets or changes no owner references or finalizers"},
+		// Events: only where it records them.
+		{name: "forge an Event in kube-system", do: func() error {
+			_, err := c.CoreV1().Events("kube-system").Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "forged"},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "kube-system", Name: "kube-apiserver"}, Reason: "Pwned", Message: "x", Type: "Warning",
+				Source: corev1.EventSource{Component: "kubelet"}}, metav1.CreateOptions{})
+			return err
+		}, want: guard + "namespace-bootstrap records Events only in user namespaces and its own"},
+		{name: "record an Event in the user namespace", do: func() error {
+			_, err := c.CoreV1().Events(ns).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "bootstrapped"},
+				InvolvedObject: corev1.ObjectReference{Kind: "Namespace", Namespace: ns, Name: ns}, Reason: "Bootstrapped", Message: "x", Type: "Normal",
+				Source: corev1.EventSource{Component: "namespace-bootstrap"}}, metav1.CreateOptions{})
+			return err
+		}, allowed: true},
+		{name: "record an Event in its own namespace", do: func() error {
+			_, err := c.CoreV1().Events(releaseNamespace).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "collision"},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: releaseNamespace, Name: "namespace-bootstrap-0"}, Reason: "IdentityCollision", Message: "x", Type: "Warning",
+				Source: corev1.EventSource{Component: "namespace-bootstrap"}}, metav1.CreateOptions{})
+			return err
+		}, allowed: true},
 		// What a login writes.
 		{name: "bind ood-user to the owner", do: createRB(ns, roleBinding("gb-ood-user", "ood-user", userSubject("gb"))), allowed: true},
 		{name: "bind ood-initializer to the default ServiceAccount", do: createRB(ns, roleBinding("gb-ood-initializer", "ood-initializer", saSubject(ns, "default"))), allowed: true},
