@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
@@ -22,8 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubehpc/kubehpc/pkg/testenv"
@@ -348,7 +351,11 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 			if err != nil {
 				t.Fatalf("%s: object %d: %v", c.Name, i, err)
 			}
-			got, err := u.Dynamic.Resource(gvr).Namespace(u.Namespace).Create(ctx, obj, dry)
+			var got *unstructured.Unstructured
+			err = retryQuotaConflict(func() (err error) {
+				got, err = u.Dynamic.Resource(gvr).Namespace(u.Namespace).Create(ctx, obj, dry)
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", obj.GetKind(), obj.GetName(), err)
 			}
@@ -365,7 +372,11 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 	}
 	if op == "create" {
 		pod = patchPod(t, c.Name, pod, c.Patch)
-		got, err := u.Client.CoreV1().Pods(u.Namespace).Create(ctx, pod, dry)
+		var got *corev1.Pod
+		err := retryQuotaConflict(func() (err error) {
+			got, err = u.Client.CoreV1().Pods(u.Namespace).Create(ctx, pod, dry)
+			return err
+		})
 		if err == nil {
 			checkExpect(t, c, toMap(t, got))
 		}
@@ -373,7 +384,11 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 	}
 	// UPDATE cases: a real pod of their own, then the change.
 	pod.Name = "upd-" + c.Name
-	created, err := u.Client.CoreV1().Pods(u.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+	var created *corev1.Pod
+	err := retryQuotaConflict(func() (err error) {
+		created, err = u.Client.CoreV1().Pods(u.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("%s: create the pod to update: %v", c.Name, err)
 	}
@@ -391,15 +406,34 @@ func runCase(t *testing.T, u *catalogueUser, base *corev1.Pod, c catalogueCase) 
 	// pods/status: those changes are made as the admin (kubectl debug by a
 	// support engineer; a stolen token that may write pods/status), whom the
 	// policies bind as well.
-	switch op {
-	case "update":
-		_, err = u.Client.CoreV1().Pods(u.Namespace).Patch(ctx, created.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
-	case "resize", "ephemeralcontainers", "status":
-		_, err = env.Kube.Client.CoreV1().Pods(u.Namespace).Patch(ctx, created.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, op)
-	default:
-		t.Fatalf("%s: unknown operation %q", c.Name, op)
-	}
-	return err
+	return retryQuotaConflict(func() (err error) {
+		switch op {
+		case "update":
+			_, err = u.Client.CoreV1().Pods(u.Namespace).Patch(ctx, created.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		case "resize", "ephemeralcontainers", "status":
+			_, err = env.Kube.Client.CoreV1().Pods(u.Namespace).Patch(ctx, created.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, op)
+		default:
+			t.Fatalf("%s: unknown operation %q", c.Name, op)
+		}
+		return err
+	})
+}
+
+// quotaBackoff spaces the retries of a request that lost the race for the
+// namespace's ResourceQuota: the catalogue's cases run in parallel against
+// one quota, and the API server's quota admission answers 409 Conflict when
+// its own retries against a concurrent status update run out. Clients
+// (kubectl, controllers) retry such a conflict; the request is unchanged.
+var quotaBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 0.5}
+
+// retryQuotaConflict runs f again while it fails with a ResourceQuota
+// conflict, and returns any other answer (a denial included) at once.
+func retryQuotaConflict(f func() error) error {
+	return retry.OnError(quotaBackoff, isQuotaConflict, f)
+}
+
+func isQuotaConflict(err error) bool {
+	return apierrors.IsConflict(err) && strings.Contains(err.Error(), "resourcequotas")
 }
 
 // deleteCase binds the pod to a node as the scheduler would (the API server
@@ -640,5 +674,35 @@ func TestSupplementalGroupsMutationRendered(t *testing.T) {
 				t.Errorf("kubectl apply --dry-run=server of the policies with the MutatingAdmissionPolicy: %v\n%s", err, out)
 			}
 		}
+	}
+}
+
+// TestRetryQuotaConflict: only the quota's conflict is retried; a denial, or
+// a conflict on the object itself, is the answer.
+func TestRetryQuotaConflict(t *testing.T) {
+	quota := apierrors.NewConflict(schema.GroupResource{Resource: "resourcequotas"}, "user-quota", fmt.Errorf("the object has been modified"))
+	pod := apierrors.NewConflict(schema.GroupResource{Resource: "pods"}, "p", fmt.Errorf("the object has been modified"))
+	denied := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "p", fmt.Errorf("denied by policy"))
+	for _, tc := range []struct {
+		name      string
+		answers   []error
+		wantCalls int
+		want      error
+	}{
+		{"quota conflict then admitted", []error{quota, quota, nil}, 3, nil},
+		{"quota conflict then denied", []error{quota, denied}, 2, denied},
+		{"denied at once", []error{denied}, 1, denied},
+		{"conflict on the pod", []error{pod}, 1, pod},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := retryQuotaConflict(func() error {
+				calls++
+				return tc.answers[calls-1]
+			})
+			if calls != tc.wantCalls || err != tc.want {
+				t.Errorf("calls = %d, err = %v; want %d, %v", calls, err, tc.wantCalls, tc.want)
+			}
+		})
 	}
 }
