@@ -74,7 +74,3 @@ require (
 )
 
 replace github.com/kubehpc/kubehpc/pkg => ../pkg
-
-require github.com/kubehpc/kubehpc/ldap-configmap v0.0.0
-
-replace github.com/kubehpc/kubehpc/ldap-configmap => ../ldap-configmap

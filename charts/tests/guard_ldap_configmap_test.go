@@ -19,8 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/ldap-configmap/mapsync"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -206,7 +206,7 @@ func guardedSync(t *testing.T, sa kubernetes.Interface) {
 	c := mapsync.NewConfig()
 	c.URL, c.BindDN, c.BindPassword = s.URL, s.BindDN, s.Password
 	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+s.Suffix, "ou=groups,"+s.Suffix
-	c.Scheme = directory.SchemeMemberUID
+	c.Scheme = ldapdir.SchemeMemberUID
 	c.Mappers = []string{"user-uid", "user-gid", "user-gids", "user-groups"}
 	c.Namespace = releaseNamespace
 	c.UserPrefix = prefix

@@ -12,8 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -201,7 +201,7 @@ func TestBadEntriesSkipped(t *testing.T) {
 	}
 	defer s.Stop()
 	c := testConfig(t, s)
-	c.Mappers = []string{directory.MapperUID, directory.MapperGIDs}
+	c.Mappers = []string{MapperUID, MapperGIDs}
 	c.UserFilter = "(objectClass=inetOrgPerson)"
 	c.UserAttrMap = "uid=employeeNumber"
 	h := newHarness(t, c)
@@ -214,7 +214,7 @@ func TestBadEntriesSkipped(t *testing.T) {
 		t.Errorf("user-gids-map[user-good] = %s, want [5001 6001]", got)
 	}
 	for reason, want := range map[string]float64{
-		directory.SkipInvalidUID: 1, directory.SkipMissingUID: 1, directory.SkipInvalidUsername: 1, directory.SkipDuplicateKey: 2,
+		ldapdir.SkipInvalidUID: 1, ldapdir.SkipMissingUID: 1, ldapdir.SkipInvalidUsername: 1, ldapdir.SkipDuplicateKey: 2,
 	} {
 		if got := testutil.ToFloat64(h.pass.m.skipped.WithLabelValues(reason)); got != want {
 			t.Errorf("skipped_entries_total{reason=%s} = %v, want %v", reason, got, want)

@@ -22,8 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/kubeclient"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -63,7 +63,7 @@ func setupBench(b *testing.B, users, groups, perUser int, mappers []string, name
 	c := NewConfig()
 	c.URL, c.BindDN, c.BindPassword = s.URL, s.ReaderDN, s.ReaderPassword
 	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+sfx, "ou=groups,"+sfx
-	c.Scheme = directory.SchemeMemberUID
+	c.Scheme = ldapdir.SchemeMemberUID
 	c.Mappers = mappers
 	c.Workers = 32 // the chart's default
 	c.Namespace = env.Namespace(b, "lcm-bench-", nil)
@@ -200,7 +200,7 @@ func (e *benchEnv) changeOneUser(b *testing.B) {
 // fit in 1 MiB (5,000 users, 500 groups, 10 groups each).
 func BenchmarkConfigMaps(b *testing.B) {
 	for range b.N {
-		e := setupBench(b, 5000, 500, 10, append([]string(nil), directory.Mappers...), 0)
+		e := setupBench(b, 5000, 500, 10, append([]string(nil), Mappers...), 0)
 		e.step(b, "cold", false)
 		e.step(b, "unchanged", false)
 		if w := e.counter.Writes(); w != 0 {
@@ -210,7 +210,7 @@ func BenchmarkConfigMaps(b *testing.B) {
 		e.step(b, "one_changed", false)
 		e.deleteOneUser(b)
 		e.step(b, "one_deleted", false)
-		for _, m := range directory.Mappers {
+		for _, m := range Mappers {
 			size := testutil.ToFloat64(e.pass.m.size.WithLabelValues(ConfigMapName(m)))
 			b.ReportMetric(size/5000, m+"_bytes/user")
 		}
@@ -225,7 +225,7 @@ func BenchmarkConfigMaps(b *testing.B) {
 // written for the 5,000 users that have a namespace.
 func BenchmarkDirectory50k(b *testing.B) {
 	for range b.N {
-		e := setupBench(b, 50000, 5000, 10, []string{directory.MapperUID, directory.MapperGIDs, directory.MapperGroups}, 5000)
+		e := setupBench(b, 50000, 5000, 10, []string{MapperUID, MapperGIDs, MapperGroups}, 5000)
 		e.step(b, "cold", true)
 		e.step(b, "unchanged", true)
 		if w := e.counter.Writes(); w != 0 {

@@ -1,5 +1,5 @@
 // Package mapsync is the ldap-configmap pass: it reads users and groups from
-// LDAP (package directory), renders one ConfigMap per enabled mapper and,
+// LDAP (pkg/ldapdir), renders one ConfigMap per enabled mapper and,
 // optionally, identity annotations on each existing user namespace, and
 // writes them with server-side apply, only when they changed and only when
 // the safety guards pass.
@@ -17,9 +17,9 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
@@ -69,7 +69,8 @@ var EnvAliases = map[string]string{
 
 // Config is the tool's configuration; it implements app.Command.
 type Config struct {
-	directory.Options
+	ldapdir.Options
+	MapperFilters
 
 	Mappers []string
 
@@ -95,7 +96,8 @@ type Config struct {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.setDefaults()
 	c.Options.AddFlags(fs)
-	fs.StringSliceVar(&c.Mappers, "mappers", c.Mappers, "Mappers to run: "+strings.Join(directory.Mappers, ", ")+"; empty for none (annotations only)")
+	c.MapperFilters.addFlags(fs)
+	fs.StringSliceVar(&c.Mappers, "mappers", c.Mappers, "Mappers to run: "+strings.Join(Mappers, ", ")+"; empty for none (annotations only)")
 	fs.StringVar(&c.Namespace, "namespace", c.Namespace, "Namespace of the ConfigMaps")
 	fs.StringVar(&c.UserPrefix, "user-prefix", c.UserPrefix, "Namespace prefix: keys (and annotated namespaces) are prefix + username, as pkg/naming maps them")
 	fs.BoolVar(&c.NamespaceAnnotations, "namespace-annotations", c.NamespaceAnnotations, "Also write identity annotations (kubehpc.io/uid, gid, gids, groups, home) on each existing user namespace, and remove them when the user leaves LDAP; the owner annotation kubehpc.io/user is namespace-bootstrap's and never touched")
@@ -112,7 +114,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 
 func (c *Config) setDefaults() {
 	if c.Mappers == nil {
-		c.Mappers = []string{directory.MapperUID, directory.MapperGID}
+		c.Mappers = []string{MapperUID, MapperGID}
 	}
 	if c.Namespace == "" {
 		c.Namespace = DefaultNamespace
@@ -136,7 +138,7 @@ func (c *Config) setDefaults() {
 
 // NewConfig returns a Config with the defaults AddFlags would set.
 func NewConfig() *Config {
-	c := &Config{Options: directory.NewOptions()}
+	c := &Config{Options: ldapdir.NewOptions()}
 	c.setDefaults()
 	return c
 }
@@ -146,12 +148,18 @@ func (c *Config) Validate() error {
 	var errs []error
 	if err := c.Options.Validate(); err != nil {
 		errs = append(errs, err)
-	} else if _, err := c.directory(false); err != nil {
+	}
+	if _, err := c.MapperFilters.overrides(); err != nil {
 		errs = append(errs, err)
 	}
+	if len(errs) == 0 {
+		if _, err := c.directory(false); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, m := range c.Mappers {
-		if !slices.Contains(directory.Mappers, m) {
-			errs = append(errs, fmt.Errorf("--mappers: unknown mapper %q: want %s", m, strings.Join(directory.Mappers, ", ")))
+		if !slices.Contains(Mappers, m) {
+			errs = append(errs, fmt.Errorf("--mappers: unknown mapper %q: want %s", m, strings.Join(Mappers, ", ")))
 		}
 	}
 	if len(c.Mappers) == 0 && !c.NamespaceAnnotations {
@@ -180,15 +188,19 @@ func (c *Config) Validate() error {
 
 // directory builds the LDAP configuration; readSecrets reads the password
 // file (at each pass, so a rotated Secret is picked up).
-func (c *Config) directory(readSecrets bool) (*directory.Config, error) {
+func (c *Config) directory(readSecrets bool) (*ldapConfig, error) {
 	d, err := c.Options.Config(readSecrets)
 	if err != nil {
 		return nil, err
 	}
-	if slices.Contains(c.Mappers, directory.MapperHome) && d.UserAttrs.Home == "" {
+	o, err := c.MapperFilters.overrides()
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(c.Mappers, MapperHome) && d.UserAttrs.Home == "" {
 		return nil, errors.New("the user-home mapper needs a home attribute in --ldap-user-attr-map")
 	}
-	return d, nil
+	return &ldapConfig{Config: d, Overrides: o}, nil
 }
 
 // Build returns the pass.

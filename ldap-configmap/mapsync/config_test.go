@@ -14,8 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 )
 
 var tool = app.Tool{Name: ToolName, MetricsNamespace: MetricsNamespace, EnvAliases: EnvAliases}
@@ -55,7 +55,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]directory.View{
+	want := map[string]ldapdir.View{
 		"user-gids":   {GroupFilter: "(objectClass=posixGroup)"},
 		"user-groups": {GroupFilter: "(&(objectClass=posixGroup)(memberOf=cn=active,ou=groups,dc=example,dc=org))"},
 		"user-uid":    {UserFilter: "(&(objectClass=posixAccount)(!(nsAccountLock=TRUE)))"},
@@ -107,7 +107,7 @@ func TestParseMapperFilters(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := directory.ParseMapperFilters(tt.in)
+			got, err := ParseMapperFilters(tt.in)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("ParseMapperFilters(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
 			}
@@ -162,7 +162,7 @@ func TestGuard(t *testing.T) {
 }
 
 func TestPlanAnnotations(t *testing.T) {
-	ids := map[string]directory.Identity{
+	ids := map[string]ldapdir.Identity{
 		"user-a": {User: "a", UID: "1", GID: "1", GIDs: []string{"1"}, Groups: []string{}},
 		"user-b": {User: "b", UID: "2", GID: "2", GIDs: []string{"2"}, Groups: []string{}},
 	}
@@ -203,12 +203,12 @@ func TestJSONList(t *testing.T) {
 func TestFullReadFallbackAnnouncedOnce(t *testing.T) {
 	core, logs := observer.New(zap.WarnLevel)
 	p := &Pass{cfg: NewConfig(), log: zap.New(core), m: newMetrics(prometheus.NewRegistry())}
-	p.reportRead(directory.ReadStats{Full: true, Reason: directory.FullFirst, Mode: directory.TrackCSN})
+	p.reportRead(ldapdir.ReadStats{Full: true, Reason: ldapdir.FullFirst, Mode: ldapdir.TrackCSN})
 	if got := testutil.ToFloat64(p.m.incremental); got != 1 {
 		t.Errorf("incremental_sync with entryCSN = %v, want 1", got)
 	}
 	for range 3 {
-		p.reportRead(directory.ReadStats{Full: true, Reason: directory.FullNoMarkers, Mode: directory.TrackNone})
+		p.reportRead(ldapdir.ReadStats{Full: true, Reason: ldapdir.FullNoMarkers, Mode: ldapdir.TrackNone})
 	}
 	if got := testutil.ToFloat64(p.m.incremental); got != 0 {
 		t.Errorf("incremental_sync without change tracking = %v, want 0", got)
@@ -224,21 +224,21 @@ func TestFullReadFallbackAnnouncedOnce(t *testing.T) {
 // TestRenderChanges proves rendering only what changed gives Render's data
 // and DiffData's diff, for every mapper.
 func TestRenderChanges(t *testing.T) {
-	id := func(user, uid, home string, gids ...string) directory.Identity {
-		return directory.Identity{User: user, UID: uid, GID: uid, Home: home, GIDs: gids, Groups: gids}
+	id := func(user, uid, home string, gids ...string) ldapdir.Identity {
+		return ldapdir.Identity{User: user, UID: uid, GID: uid, Home: home, GIDs: gids, Groups: gids}
 	}
-	old := map[string]directory.Identity{
+	old := map[string]ldapdir.Identity{
 		"user-a": id("a", "1", "/h/a", "1", "10"), "user-b": id("b", "2", "/h/b", "2"), "user-c": id("c", "3", "", "3"),
 		"user-d": id("d", "4", "/h/d", "4"),
 	}
-	cur := map[string]directory.Identity{
+	cur := map[string]ldapdir.Identity{
 		"user-a": id("a", "1", "/h/a", "1", "10", "11"), // groups changed
 		"user-b": id("b", "2", "/h/b", "2"),             // unchanged
 		"user-c": id("c", "3", "/h/c", "3"),             // home added
 		"user-e": id("e", "5", "", "5"),                 // new, no home
 		// user-d deleted
 	}
-	for _, m := range directory.Mappers {
+	for _, m := range Mappers {
 		oldData := Render(m, old)
 		data, d := RenderChanges(m, oldData, cur, ChangedKeys(old, cur))
 		want := Render(m, cur)

@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/kubeclient"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -39,8 +39,8 @@ func testConfig(t *testing.T, s *testenv.Slapd) *Config {
 	c.BindDN, c.BindPassword = s.ReaderDN, s.ReaderPassword
 	c.PageSize = 2
 	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+s.Suffix, "ou=groups,"+s.Suffix
-	c.Scheme = directory.SchemeMemberUID
-	c.Mappers = append([]string(nil), directory.Mappers...)
+	c.Scheme = ldapdir.SchemeMemberUID
+	c.Mappers = append([]string(nil), Mappers...)
 	c.Namespace = env.Namespace(t, "lcm-", nil)
 	c.Out = &bytes.Buffer{}
 	return c
@@ -89,7 +89,7 @@ func (h *harness) mustRun(t *testing.T) {
 func readMaps(t *testing.T, ns string) map[string]map[string]string {
 	t.Helper()
 	out := map[string]map[string]string{}
-	for _, m := range directory.Mappers {
+	for _, m := range Mappers {
 		cm, err := env.Kube.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), ConfigMapName(m), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			continue

@@ -26,9 +26,9 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 )
 
 // Deps are what a Pass needs from main (or a test).
@@ -55,12 +55,12 @@ type Pass struct {
 
 	// Kept between passes: the LDAP entries (for incremental reads) and the
 	// identities resolved from them (reused while LDAP is unchanged).
-	cache directory.Cache
+	cache ldapdir.Cache
 	known map[string]knownConfigMap
 	// gen counts resolutions; rendered holds each mapper's data of one.
 	gen           int
 	rendered      map[string]rendered
-	results       map[directory.View]directory.Result
+	results       map[ldapdir.View]ldapdir.Result
 	announcedFull bool
 
 	// Stats of the last pass, for benchmarks and tests.
@@ -93,14 +93,13 @@ func New(cfg *Config, d Deps) (*Pass, error) {
 }
 
 // views lists the filter pairs this configuration reads.
-func (p *Pass) views(dir *directory.Config) []directory.View {
-	var vs []directory.View
+func (p *Pass) views(dir *ldapConfig) []ldapdir.View {
+	var vs []ldapdir.View
 	for _, m := range p.cfg.Mappers {
 		vs = append(vs, dir.For(m))
 	}
 	if p.cfg.NamespaceAnnotations {
-		b, g, n := dir.AnnotationViews()
-		vs = append(vs, b, g, n)
+		vs = append(vs, dir.AnnotationViews().List()...)
 	}
 	return vs
 }
@@ -116,17 +115,17 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	}()
 	dir, err := p.cfg.directory(true)
 	if err != nil {
-		p.m.ldapErrors.WithLabelValues(string(directory.OpBind)).Inc()
+		p.m.ldapErrors.WithLabelValues(string(ldapdir.OpBind)).Inc()
 		return fmt.Errorf("LDAP configuration (outputs left untouched): %w", err)
 	}
 	views := p.views(dir)
-	snap, st, reqs, err := directory.ReadCached(ctx, dir, views, &p.cache, directory.ReadOptions{Now: p.clock.Now(), FullEvery: p.cfg.FullResyncInterval})
+	snap, st, reqs, err := ldapdir.ReadCached(ctx, dir.Config, views, &p.cache, ldapdir.ReadOptions{Now: p.clock.Now(), FullEvery: p.cfg.FullResyncInterval})
 	p.m.ldapRequests.Add(float64(reqs))
 	p.LastLDAPRequests.Store(reqs)
 	if err != nil {
-		op := directory.OpOf(err)
+		op := ldapdir.OpOf(err)
 		if op == "" {
-			op = directory.OpSearch
+			op = ldapdir.OpSearch
 		}
 		p.m.ldapErrors.WithLabelValues(string(op)).Inc()
 		return fmt.Errorf("read LDAP (outputs left untouched): %w", err)
@@ -134,10 +133,10 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	p.reportRead(st)
 	results := p.results
 	if !st.Unchanged || results == nil {
-		results = map[directory.View]directory.Result{}
+		results = map[ldapdir.View]ldapdir.Result{}
 		for _, v := range views {
 			if _, ok := results[v]; !ok {
-				results[v] = directory.Resolve(dir, p.cfg.UserPrefix, snap.Users[v.UserFilter], snap.Groups[v.GroupFilter])
+				results[v] = ldapdir.Resolve(dir.Config, p.cfg.UserPrefix, snap.Users[v.UserFilter], snap.Groups[v.GroupFilter])
 			}
 		}
 		p.results = results
@@ -239,7 +238,7 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 // in any view, removes them from every view's identities (no ConfigMap and
 // no annotation may name either user) and reports each one: a log line, a
 // Warning Event on the tool's own Pod (or first ConfigMap) and the gauge.
-func (p *Pass) refuseCollisions(views []directory.View, results map[directory.View]directory.Result) map[string][]string {
+func (p *Pass) refuseCollisions(views []ldapdir.View, results map[ldapdir.View]ldapdir.Result) map[string][]string {
 	all := map[string][]string{}
 	for _, v := range views {
 		for key, names := range results[v].Collisions {
@@ -277,7 +276,7 @@ func (p *Pass) eventTarget() *corev1.ObjectReference {
 	if p.cfg.PodName != "" && p.cfg.PodNamespace != "" {
 		return &corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: p.cfg.PodNamespace, Name: p.cfg.PodName}
 	}
-	name := ConfigMapName(directory.MapperUID)
+	name := ConfigMapName(MapperUID)
 	if len(p.cfg.Mappers) > 0 {
 		name = ConfigMapName(p.cfg.Mappers[0])
 	}
@@ -286,7 +285,7 @@ func (p *Pass) eventTarget() *corev1.ObjectReference {
 
 // reportRead counts the read by kind and announces, once, that the server
 // offers no change tracking (every pass then reads the whole directory).
-func (p *Pass) reportRead(st directory.ReadStats) {
+func (p *Pass) reportRead(st ldapdir.ReadStats) {
 	switch {
 	case st.Unchanged:
 		p.m.reads.WithLabelValues("unchanged").Inc()
@@ -295,7 +294,7 @@ func (p *Pass) reportRead(st directory.ReadStats) {
 	default:
 		p.m.reads.WithLabelValues("incremental").Inc()
 	}
-	incremental := st.Mode != directory.TrackNone && p.cfg.FullResyncInterval > 0
+	incremental := st.Mode != ldapdir.TrackNone && p.cfg.FullResyncInterval > 0
 	if incremental {
 		p.m.incremental.Set(1)
 	} else {
@@ -312,8 +311,8 @@ func (p *Pass) reportRead(st directory.ReadStats) {
 const maxSkipLogs = 100
 
 // reportSkips logs and counts each skipped entry once per pass.
-func (p *Pass) reportSkips(views []directory.View, results map[directory.View]directory.Result) {
-	seen := map[directory.Skip]bool{}
+func (p *Pass) reportSkips(views []ldapdir.View, results map[ldapdir.View]ldapdir.Result) {
+	seen := map[ldapdir.Skip]bool{}
 	for _, v := range views {
 		for _, s := range results[v].Skipped {
 			if seen[s] {
@@ -345,11 +344,11 @@ type cmPlan struct {
 	size, stored int
 }
 
-func (p *Pass) planConfigMaps(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result) ([]cmPlan, error) {
+func (p *Pass) planConfigMaps(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result) ([]cmPlan, error) {
 	var out []cmPlan
 	// Per view and previous rendering: mappers share views.
 	type since struct {
-		view directory.View
+		view ldapdir.View
 		gen  int
 	}
 	changedKeys := map[since][]string{}
@@ -445,7 +444,7 @@ type knownConfigMap struct {
 // ids, itself from the rendering of resolution from (-1: from scratch).
 type rendered struct {
 	gen, from int
-	ids       map[string]directory.Identity
+	ids       map[string]ldapdir.Identity
 	data      map[string]string
 }
 
@@ -591,9 +590,9 @@ type annotationPlan struct {
 	before           map[string]map[string]string
 }
 
-func (p *Pass) planAnnotations(ctx context.Context, dir *directory.Config, results map[directory.View]directory.Result, collisions map[string][]string) (*annotationPlan, error) {
-	b, g, n := dir.AnnotationViews()
-	ids := directory.AnnotationIdentities(results[b], results[g], results[n])
+func (p *Pass) planAnnotations(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result, collisions map[string][]string) (*annotationPlan, error) {
+	av := dir.AnnotationViews()
+	ids := ldapdir.AnnotationIdentities(results[av.Base], results[av.GIDs], results[av.Groups])
 	namespaces := map[string]map[string]string{}
 	opts := metav1.ListOptions{Limit: 500}
 	for {

@@ -11,8 +11,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 )
 
 // ConfigMapName returns the ConfigMap a mapper writes.
@@ -20,7 +20,7 @@ func ConfigMapName(mapper string) string { return mapper + "-map" }
 
 // Render returns a mapper's ConfigMap data from identities keyed by
 // namespace name.
-func Render(mapper string, ids map[string]directory.Identity) map[string]string {
+func Render(mapper string, ids map[string]ldapdir.Identity) map[string]string {
 	out := make(map[string]string, len(ids))
 	for key, id := range ids {
 		if v, ok := renderOne(mapper, id); ok {
@@ -31,17 +31,17 @@ func Render(mapper string, ids map[string]directory.Identity) map[string]string 
 }
 
 // renderOne is one identity's value in a mapper's map (ok false: no key).
-func renderOne(mapper string, id directory.Identity) (string, bool) {
+func renderOne(mapper string, id ldapdir.Identity) (string, bool) {
 	switch mapper {
-	case directory.MapperUID:
+	case MapperUID:
 		return id.UID, true
-	case directory.MapperGID:
+	case MapperGID:
 		return id.GID, true
-	case directory.MapperGIDs:
+	case MapperGIDs:
 		return jsonList(id.GIDs), true
-	case directory.MapperGroups, directory.MapperAllGroups:
+	case MapperGroups, MapperAllGroups:
 		return jsonList(id.Groups), true
-	case directory.MapperHome:
+	case MapperHome:
 		return id.Home, id.Home != ""
 	}
 	return "", false
@@ -49,7 +49,7 @@ func renderOne(mapper string, id directory.Identity) (string, bool) {
 
 // ChangedKeys lists the keys whose identity differs between oldIDs and ids,
 // added and removed ones included.
-func ChangedKeys(oldIDs, ids map[string]directory.Identity) []string {
+func ChangedKeys(oldIDs, ids map[string]ldapdir.Identity) []string {
 	var out []string
 	for key, id := range ids {
 		if old, ok := oldIDs[key]; !ok || !sameIdentity(old, id) {
@@ -67,7 +67,7 @@ func ChangedKeys(oldIDs, ids map[string]directory.Identity) []string {
 // RenderChanges is Render(mapper, ids) computed from oldData, which is
 // Render(mapper, oldIDs), given changed = ChangedKeys(oldIDs, ids): only
 // those keys are rendered again. It also returns the diff from oldData.
-func RenderChanges(mapper string, oldData map[string]string, ids map[string]directory.Identity, changed []string) (map[string]string, Diff) {
+func RenderChanges(mapper string, oldData map[string]string, ids map[string]ldapdir.Identity, changed []string) (map[string]string, Diff) {
 	data := maps.Clone(oldData)
 	var d Diff
 	for _, key := range changed {
@@ -95,7 +95,7 @@ func RenderChanges(mapper string, oldData map[string]string, ids map[string]dire
 	return data, d
 }
 
-func sameIdentity(a, b directory.Identity) bool {
+func sameIdentity(a, b ldapdir.Identity) bool {
 	return a.User == b.User && a.UID == b.UID && a.GID == b.GID && a.Home == b.Home &&
 		slices.Equal(a.GIDs, b.GIDs) && slices.Equal(a.Groups, b.Groups)
 }
@@ -278,8 +278,8 @@ func OwnedAnnotations() []string {
 }
 
 // desiredAnnotations are the owned annotations of an identity.
-func desiredAnnotations(id directory.Identity) map[string]string {
-	all := directory.Annotations(id)
+func desiredAnnotations(id ldapdir.Identity) map[string]string {
+	all := ldapdir.Annotations(id)
 	out := make(map[string]string, len(all))
 	for _, k := range OwnedAnnotations() {
 		out[k] = all[k]
@@ -305,7 +305,7 @@ type AnnotationChange struct {
 // namespaces starting with prefix are considered; none is ever created. A
 // namespace in collisions (several LDAP entries map to it) is left exactly
 // as it is: the sync cannot tell whose it is.
-func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids map[string]directory.Identity, collisions map[string][]string) []AnnotationChange {
+func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids map[string]ldapdir.Identity, collisions map[string][]string) []AnnotationChange {
 	owned := OwnedAnnotations()
 	var out []AnnotationChange
 	names := slices.Sorted(maps.Keys(namespaces))

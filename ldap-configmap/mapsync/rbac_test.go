@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
@@ -86,7 +85,7 @@ func TestRBAC(t *testing.T) {
 			t.Fatalf("pass %d as the service account: %v", i+1, err)
 		}
 	}
-	if got := readMaps(t, c.Namespace)[ConfigMapName(directory.MapperUID)]["rb-alice"]; got != "10001" {
+	if got := readMaps(t, c.Namespace)[ConfigMapName(MapperUID)]["rb-alice"]; got != "10001" {
 		t.Errorf("user-uid-map[rb-alice] = %q, want 10001", got)
 	}
 	if got := nsAnnotations(t, "rb-alice")["kubehpc.io/uid"]; got != "10001" {

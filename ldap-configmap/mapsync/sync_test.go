@@ -18,8 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -39,18 +39,18 @@ func TestMappersAndSchemes(t *testing.T) {
 		nested bool
 		want   map[string]map[string]string
 	}{
-		{name: "memberuid", scheme: directory.SchemeMemberUID, want: withAllGroups(seedMemberUID())},
-		{name: "member nested with a cycle", scheme: directory.SchemeMember, nested: true, want: projects(
+		{name: "memberuid", scheme: ldapdir.SchemeMemberUID, want: withAllGroups(seedMemberUID())},
+		{name: "member nested with a cycle", scheme: ldapdir.SchemeMember, nested: true, want: projects(
 			map[string]string{"user-alice": jsonOf("10001", "30001", "30002"), "user-carol": jsonOf("10004", "30001", "30002"),
 				"user-john-smith": jsonOf("10003", "30003"), "user-bob": jsonOf("10002"), "user-dave": jsonOf("10005")},
 			map[string]string{"user-alice": jsonOf("proj-a", "proj-b"), "user-carol": jsonOf("proj-a", "proj-b"),
 				"user-john-smith": jsonOf("proj-c"), "user-bob": jsonOf(), "user-dave": jsonOf()})},
-		{name: "member flat", scheme: directory.SchemeMember, want: projects(
+		{name: "member flat", scheme: ldapdir.SchemeMember, want: projects(
 			map[string]string{"user-alice": jsonOf("10001", "30001"), "user-carol": jsonOf("10004", "30002"),
 				"user-john-smith": jsonOf("10003", "30003"), "user-bob": jsonOf("10002"), "user-dave": jsonOf("10005")},
 			map[string]string{"user-alice": jsonOf("proj-a"), "user-carol": jsonOf("proj-b"),
 				"user-john-smith": jsonOf("proj-c"), "user-bob": jsonOf(), "user-dave": jsonOf()})},
-		{name: "memberof", scheme: directory.SchemeMemberOf, nested: true, want: projects(
+		{name: "memberof", scheme: ldapdir.SchemeMemberOf, nested: true, want: projects(
 			map[string]string{"user-alice": jsonOf("10001", "30001"), "user-carol": jsonOf("10004", "30002"),
 				"user-john-smith": jsonOf("10003", "30003"), "user-bob": jsonOf("10002"), "user-dave": jsonOf("10005")},
 			map[string]string{"user-alice": jsonOf("proj-a"), "user-carol": jsonOf("proj-b"),
@@ -60,15 +60,15 @@ func TestMappersAndSchemes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(t, env.LDAP)
 			c.Scheme, c.Nested = tt.scheme, tt.nested
-			if tt.scheme != directory.SchemeMemberUID {
+			if tt.scheme != ldapdir.SchemeMemberUID {
 				c.GroupBaseDN = "ou=projects," + suffix
 				c.GroupFilter = "(objectClass=groupOfNames)"
 			}
 			h := newHarness(t, c)
 			h.mustRun(t)
 			diffMaps(t, readMaps(t, c.Namespace), tt.want)
-			if got := h.counter.Total("PATCH"); got != 2*len(directory.Mappers) {
-				t.Errorf("first pass PATCH requests = %d (%s), want %d (per mapper: an apply creating it empty, a merge patch of its data)", got, h.counter, 2*len(directory.Mappers))
+			if got := h.counter.Total("PATCH"); got != 2*len(Mappers) {
+				t.Errorf("first pass PATCH requests = %d (%s), want %d (per mapper: an apply creating it empty, a merge patch of its data)", got, h.counter, 2*len(Mappers))
 			}
 		})
 	}
@@ -79,7 +79,7 @@ func TestMappersAndSchemes(t *testing.T) {
 // every group as supplemental GIDs.
 func TestPerMapperFilters(t *testing.T) {
 	c := testConfig(t, env.LDAP)
-	c.Mappers = []string{directory.MapperGIDs, directory.MapperGroups, directory.MapperAllGroups}
+	c.Mappers = []string{MapperGIDs, MapperGroups, MapperAllGroups}
 	if err := c.setFilterFlags([]string{"user-groups=(&(objectClass=posixGroup)(|(cn=pzs0001)(cn=pzs0002)))"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := testConfig(t, env.LDAP)
-			c.Mappers = []string{directory.MapperUID}
+			c.Mappers = []string{MapperUID}
 			c.URL, c.StartTLS, c.CAFile, c.CACert = tt.url, tt.startTLS, tt.caFile, tt.caPEM
 			h := newHarness(t, c)
 			err := h.run(t)
@@ -179,7 +179,7 @@ func TestPagingManyPages(t *testing.T) {
 	}
 	defer s.Stop()
 	c := testConfig(t, s)
-	c.Mappers = []string{directory.MapperUID, directory.MapperGIDs}
+	c.Mappers = []string{MapperUID, MapperGIDs}
 	c.PageSize = 100
 	c.BindDN, c.BindPassword = "", "" // anonymous: the root DN is exempt from size limits
 	h := newHarness(t, c)
@@ -239,7 +239,7 @@ func TestOutageAndEmptyLeaveMapsIntact(t *testing.T) {
 			metric:  func(m *metrics) float64 { return testutil.ToFloat64(m.refused.WithLabelValues(RefusedEmpty)) }},
 		{name: "large drop", mutate: func(c *Config) { c.UserFilter = "(|(uid=alice)(uid=bob))" }, wantErr: ErrRefused,
 			metric: func(m *metrics) float64 {
-				return testutil.ToFloat64(m.refused.WithLabelValues(RefusedDrop)) / float64(len(directory.Mappers))
+				return testutil.ToFloat64(m.refused.WithLabelValues(RefusedDrop)) / float64(len(Mappers))
 			}},
 	}
 	for _, tt := range tests {
@@ -292,16 +292,16 @@ func TestNoWritesWhenUnchanged(t *testing.T) {
 	h := newHarness(t, c)
 	h.mustRun(t)
 	// Each map: an apply creating it empty, a merge patch of its data.
-	if got := h.counter.Total("PATCH"); got != 2*len(directory.Mappers)+2 {
-		t.Errorf("first pass PATCH = %d (%s), want %d", got, h.counter, 2*len(directory.Mappers)+2)
+	if got := h.counter.Total("PATCH"); got != 2*len(Mappers)+2 {
+		t.Errorf("first pass PATCH = %d (%s), want %d", got, h.counter, 2*len(Mappers)+2)
 	}
 	for range 2 {
 		h.mustRun(t)
 		if h.counter.Writes() != 0 {
 			t.Errorf("pass with nothing changed: writes = %s, want none", h.counter)
 		}
-		if got := h.counter.Total("GET"); got != len(directory.Mappers)+1 {
-			t.Errorf("pass with nothing changed: GETs = %d (%s), want %d (a metadata GET per ConfigMap, one namespace list)", got, h.counter, len(directory.Mappers)+1)
+		if got := h.counter.Total("GET"); got != len(Mappers)+1 {
+			t.Errorf("pass with nothing changed: GETs = %d (%s), want %d (a metadata GET per ConfigMap, one namespace list)", got, h.counter, len(Mappers)+1)
 		}
 	}
 	// The stored maps carry no managedFields (see dataPatch).
@@ -319,7 +319,7 @@ func TestNoWritesWhenUnchanged(t *testing.T) {
 // TestDryRun proves --dry-run prints the diff and writes nothing.
 func TestDryRun(t *testing.T) {
 	c := testConfig(t, env.LDAP)
-	c.Mappers = []string{directory.MapperUID}
+	c.Mappers = []string{MapperUID}
 	c.DryRun = true
 	c.NamespaceAnnotations, c.UserPrefix = true, "dr-"
 	userNamespaces(t, "dr-alice")
@@ -455,7 +455,7 @@ func mustRead(t *testing.T, path string) string {
 func TestTakesOverLegacyMaps(t *testing.T) {
 	ctx := context.Background()
 	c := testConfig(t, env.LDAP)
-	c.Mappers = []string{directory.MapperUID}
+	c.Mappers = []string{MapperUID}
 	legacy := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "user-uid-map", Namespace: c.Namespace},
 		Data: map[string]string{"user-alice": "1", "user-zed": "9999"}}
 	if _, err := env.Kube.Client.CoreV1().ConfigMaps(c.Namespace).Create(ctx, legacy, metav1.CreateOptions{FieldManager: "k8-ldap-configmap"}); err != nil {

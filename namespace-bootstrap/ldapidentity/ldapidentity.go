@@ -1,8 +1,9 @@
 // Package ldapidentity looks up one user's identity in LDAP at login and
 // renders it as the namespace identity annotations (pkg/identity), so that a
-// new user is not locked out until ldap-configmap's next sync. It uses
-// ldap-configmap's own directory package (LookupUser), so both tools compute
-// the same values by the same rules; its flags have ldap-configmap's names.
+// new user is not locked out until ldap-configmap's next sync. It uses the
+// LDAP package ldap-configmap reads the directory with (pkg/ldapdir,
+// LookupUser), so both tools compute the same values by the same rules; its
+// --ldap-* flags have ldap-configmap's names.
 package ldapidentity
 
 import (
@@ -16,29 +17,29 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/spf13/pflag"
 
-	"github.com/kubehpc/kubehpc/ldap-configmap/directory"
+	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
 var (
 	// ErrUserNotFound is returned when the directory has no such user (or it
 	// is filtered out or a bad entry, as in the full sync).
-	ErrUserNotFound = directory.ErrNotFound
+	ErrUserNotFound = ldapdir.ErrNotFound
 	// ErrCollision is returned when several directory entries map to the
 	// user's namespace (john.smith and john-smith, or Alice and alice).
 	ErrCollision = errors.New("several directory entries map to one namespace")
 )
 
-// Config configures the lookup: ldap-configmap's own LDAP options and
-// flags (one definition for both tools), with shorter timeouts, since a user
-// waits at login. An empty URL disables the lookup.
+// Config configures the lookup: the LDAP options and flags ldap-configmap
+// uses too (one definition for both tools), with shorter timeouts, since a
+// user waits at login. An empty URL disables the lookup. The lookup uses the
+// global --ldap-user-filter and --ldap-group-filter for every part of the
+// identity (ldap-configmap's per-mapper filters are its own).
 type Config struct {
-	directory.Options
+	ldapdir.Options
 }
 
-// AddFlags registers the --ldap-* and --mappers-*-filter flags
-// (ldap-configmap's names; the per-mapper filters pick the same user and
-// groups as the full sync does).
+// AddFlags registers the --ldap-* flags (ldap-configmap's names).
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 5 * time.Second
@@ -81,7 +82,7 @@ func (s *Source) Lookup(ctx context.Context, username string) (map[string]string
 	if err != nil {
 		return nil, err
 	}
-	sess, err := directory.Open(ctx, d)
+	sess, err := ldapdir.Open(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +90,11 @@ func (s *Source) Lookup(ctx context.Context, username string) (map[string]string
 	if err := s.checkCollision(ctx, sess, d, username); err != nil {
 		return nil, err
 	}
-	id, err := sess.LookupUser(ctx, s.prefix, username)
+	id, err := sess.LookupUser(ctx, d.IdentityViews(), s.prefix, username)
 	if err != nil {
 		return nil, err
 	}
-	return directory.Annotations(id), nil
+	return ldapdir.Annotations(id), nil
 }
 
 // checkCollision refuses a user whose namespace another directory entry
@@ -101,13 +102,12 @@ func (s *Source) Lookup(ctx context.Context, username string) (map[string]string
 // second user to log in would take the first one's namespace. One search
 // finds every candidate: the separators the naming rule folds (".", "@",
 // "-") become wildcards, and the name attribute matches without case.
-func (s *Source) checkCollision(ctx context.Context, sess *directory.Session, d *directory.Config, username string) error {
+func (s *Source) checkCollision(ctx context.Context, sess *ldapdir.Session, d *ldapdir.Config, username string) error {
 	ns, err := naming.NamespaceForUser(s.prefix, username)
 	if err != nil {
 		return err
 	}
-	base, _, _ := d.AnnotationViews()
-	filter := fmt.Sprintf("(&%s(%s=%s))", base.UserFilter, d.UserAttrs.Name, separatorWildcards(username))
+	filter := fmt.Sprintf("(&%s(%s=%s))", d.UserFilter, d.UserAttrs.Name, separatorWildcards(username))
 	users, err := sess.Users(ctx, filter)
 	if err != nil {
 		return fmt.Errorf("search %q for entries sharing namespace %s: %w", filter, ns, err)

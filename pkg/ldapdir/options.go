@@ -1,10 +1,9 @@
-package directory
+package ldapdir
 
 import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -14,32 +13,29 @@ import (
 // Options are the LDAP flags (with the original k8-ldap-configmap's names),
 // shared by ldap-configmap and any tool that looks users up the same way:
 // embed Options in a tool's config, call AddFlags and Validate, and Config
-// to get the *Config for Open, ReadAll and LookupUser. Filter overrides per
-// mapper are here too because the namespace annotations depend on them.
+// to get the *Config for Open, ReadAll and LookupUser.
 type Options struct {
-	Preset             string
-	URL                string
-	StartTLS           bool
-	TLSVerify          bool
-	CAFile, CACert     string
-	ServerName         string
-	BindDN             string
-	BindPassword       string
-	BindPasswordFile   string
-	ConnectTimeout     time.Duration
-	Timeout            time.Duration
-	Paged              bool
-	PageSize           int
-	UserBaseDN         string
-	GroupBaseDN        string
-	UserFilter         string
-	GroupFilter        string
-	Scheme             string
-	Nested             bool
-	UserAttrMap        string
-	GroupAttrMap       string
-	MapperUserFilters  []string
-	MapperGroupFilters []string
+	Preset           string
+	URL              string
+	StartTLS         bool
+	TLSVerify        bool
+	CAFile, CACert   string
+	ServerName       string
+	BindDN           string
+	BindPassword     string
+	BindPasswordFile string
+	ConnectTimeout   time.Duration
+	Timeout          time.Duration
+	Paged            bool
+	PageSize         int
+	UserBaseDN       string
+	GroupBaseDN      string
+	UserFilter       string
+	GroupFilter      string
+	Scheme           string
+	Nested           bool
+	UserAttrMap      string
+	GroupAttrMap     string
 }
 
 // AddFlags registers the LDAP flags.
@@ -67,8 +63,6 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Nested, "ldap-nested-groups", o.Nested, "Resolve groups that are members of groups (member and memberof schemes), cycles included")
 	fs.StringVar(&o.UserAttrMap, "ldap-user-attr-map", o.UserAttrMap, "User attributes as key=attribute for keys name, uid, gid, home (over the preset: name=uid,uid=uidNumber,gid=gidNumber,home=homeDirectory)")
 	fs.StringVar(&o.GroupAttrMap, "ldap-group-attr-map", o.GroupAttrMap, "Group attributes as key=attribute for keys name, gid (over the preset: name=cn,gid=gidNumber)")
-	fs.StringArrayVar(&o.MapperUserFilters, "mappers-user-filter", o.MapperUserFilters, "Per-mapper user filter as mapper=(filter); repeat the flag for several mappers (filters may contain commas)")
-	fs.StringArrayVar(&o.MapperGroupFilters, "mappers-group-filter", o.MapperGroupFilters, "Per-mapper group filter as mapper=(filter); repeat the flag for several mappers (filters may contain commas)")
 }
 
 func (o *Options) setDefaults() {
@@ -148,25 +142,6 @@ func (o *Options) Config(readSecrets bool) (*Config, error) {
 	if d.GroupAttrs, err = ParseGroupAttrs(o.GroupAttrMap, d.GroupAttrs); err != nil {
 		errs = append(errs, fmt.Errorf("--ldap-group-attr-map: %w", err))
 	}
-	d.Overrides = map[string]View{}
-	users, err := ParseMapperFilters(o.MapperUserFilters)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("--mappers-user-filter: %w", err))
-	}
-	groups, err := ParseMapperFilters(o.MapperGroupFilters)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("--mappers-group-filter: %w", err))
-	}
-	for m, f := range users {
-		v := d.Overrides[m]
-		v.UserFilter = f
-		d.Overrides[m] = v
-	}
-	for m, f := range groups {
-		v := d.Overrides[m]
-		v.GroupFilter = f
-		d.Overrides[m] = v
-	}
 	if err := d.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -174,49 +149,4 @@ func (o *Options) Config(readSecrets bool) (*Config, error) {
 		return nil, err
 	}
 	return &d, nil
-}
-
-// ParseMapperFilters parses "mapper=(filter)" values. Each value may hold
-// several pairs joined by commas, as the original's MAPPERS_*_FILTER
-// variables did; a comma splits only where a known mapper name and "="
-// follow it, so filters with commas (DNs) survive.
-func ParseMapperFilters(values []string) (map[string]string, error) {
-	out := map[string]string{}
-	s := strings.Join(values, ",")
-	if strings.TrimSpace(s) == "" {
-		return out, nil
-	}
-	var parts []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] != ',' {
-			continue
-		}
-		rest := s[i+1:]
-		for _, m := range Mappers {
-			if strings.HasPrefix(strings.TrimSpace(rest), m+"=") {
-				parts = append(parts, s[start:i])
-				start = i + 1
-				break
-			}
-		}
-	}
-	parts = append(parts, s[start:])
-	var errs []error
-	for _, p := range parts {
-		m, f, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if !ok || f == "" {
-			errs = append(errs, fmt.Errorf("%q: want mapper=(filter)", p))
-			continue
-		}
-		if !slices.Contains(Mappers, m) {
-			errs = append(errs, fmt.Errorf("%q: unknown mapper %q", p, m))
-			continue
-		}
-		if _, dup := out[m]; dup {
-			errs = append(errs, fmt.Errorf("mapper %q has two filters", m))
-		}
-		out[m] = strings.TrimSpace(f)
-	}
-	return out, errors.Join(errs...)
 }

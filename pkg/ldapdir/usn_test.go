@@ -1,4 +1,4 @@
-package directory
+package ldapdir
 
 import (
 	"context"
@@ -81,7 +81,7 @@ func TestIncrementalUSN(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.UserBaseDN, cfg.GroupBaseDN, cfg.Timeout = "OU=Users,DC=ad", "OU=Groups,DC=ad", time.Second
-	views := []View{cfg.For(MapperUID)}
+	views := []View{cfg.View()}
 	ctx := context.Background()
 	now := time.Unix(1e9, 0)
 	for _, untracked := range []bool{false, true} {

@@ -1,4 +1,4 @@
-package directory
+package ldapdir
 
 import (
 	"context"
@@ -31,11 +31,11 @@ func readerConfig(s *testenv.Slapd, scheme string) *Config {
 func TestPagingForced(t *testing.T) {
 	c := readerConfig(env.LDAP, SchemeMemberUID)
 	c.Paged = false
-	if _, _, err := ReadAll(context.Background(), c, []View{c.For(MapperUID)}); err == nil {
+	if _, _, err := ReadAll(context.Background(), c, []View{c.View()}); err == nil {
 		t.Fatal("unpaged read as the reader succeeded, want a size limit error (paging is not forced)")
 	}
 	c.Paged = true
-	snap, reqs, err := ReadAll(context.Background(), c, []View{c.For(MapperUID)})
+	snap, reqs, err := ReadAll(context.Background(), c, []View{c.View()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +70,8 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			b, g, n := cfg.AnnotationViews()
-			views := []View{b, g, n}
+			views := cfg.IdentityViews().List()
+			b := views[0]
 			var cache Cache
 			now := time.Unix(1e9, 0)
 			read := func(step string) (ReadStats, int64) {

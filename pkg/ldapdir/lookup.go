@@ -1,4 +1,4 @@
-package directory
+package ldapdir
 
 import (
 	"context"
@@ -24,9 +24,8 @@ func Annotations(id Identity) map[string]string {
 	}
 }
 
-// Combine builds the identity the annotations carry: base (from the
-// user-uid view) with GIDs from the user-gids view and Groups from the
-// user-groups view. A user missing from one of those views gets only the
+// Combine builds the identity the annotations carry: base (from the Base
+// view) with GIDs from the GIDs view and Groups from the Groups view. A user missing from one of those views gets only the
 // primary GID, or no groups.
 func Combine(base Identity, gids, groups *Identity) Identity {
 	id := base
@@ -58,22 +57,23 @@ func AnnotationIdentities(base, gids, groups Result) map[string]Identity {
 }
 
 // LookupUser looks up one user (at login) and returns the identity the
-// namespace annotations carry, computed by the same rules as the full sync:
-// the same filters, views, attribute names, member scheme and nesting. prefix
-// is the namespace prefix. It returns an error wrapping ErrNotFound when the
-// user is not in the directory, is filtered out or is a bad entry.
-func LookupUser(ctx context.Context, cfg *Config, prefix, username string) (Identity, error) {
+// namespace annotations carry, computed by the same rules as a full read
+// resolved with AnnotationIdentities: the same filters (views), attribute
+// names, member scheme and nesting. prefix is the namespace prefix. It
+// returns an error wrapping ErrNotFound when the user is not in the
+// directory, is filtered out or is a bad entry.
+func LookupUser(ctx context.Context, cfg *Config, views IdentityViews, prefix, username string) (Identity, error) {
 	s, err := Open(ctx, cfg)
 	if err != nil {
 		return Identity{}, err
 	}
 	defer func() { _ = s.Close() }()
-	return s.LookupUser(ctx, prefix, username)
+	return s.LookupUser(ctx, views, prefix, username)
 }
 
 // LookupUser is LookupUser on an open session.
-func (s *Session) LookupUser(ctx context.Context, prefix, username string) (Identity, error) {
-	bv, gv, nv := s.cfg.AnnotationViews()
+func (s *Session) LookupUser(ctx context.Context, views IdentityViews, prefix, username string) (Identity, error) {
+	bv, gv, nv := views.Base, views.GIDs, views.Groups
 	results := map[View]Result{}
 	for _, v := range []View{bv, gv, nv} {
 		if _, ok := results[v]; ok {

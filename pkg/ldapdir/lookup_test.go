@@ -1,4 +1,4 @@
-package directory
+package ldapdir
 
 import (
 	"context"
@@ -37,27 +37,36 @@ func TestLookupUserMatchesFullSync(t *testing.T) {
 		c.GroupBaseDN, c.GroupFilter = "ou=projects,dc=example,dc=org", "(objectClass=groupOfNames)"
 		return c
 	}
-	tests := map[string]Config{
-		"memberuid":       func() Config { c := base(); c.Scheme = SchemeMemberUID; return c }(),
-		"member nested":   projects(SchemeMember, true),
-		"member flat":     projects(SchemeMember, false),
-		"memberof nested": projects(SchemeMemberOf, true),
-		"memberuid with views": func() Config {
-			c := base()
-			c.Scheme = SchemeMemberUID
-			c.Overrides = map[string]View{MapperGroups: {GroupFilter: "(&(objectClass=posixGroup)(cn=pzs*))"},
-				MapperUID: {UserFilter: "(&(objectClass=posixAccount)(!(uid=bob)))"}}
-			return c
-		}(),
+	type test struct {
+		cfg Config
+		// views narrow the global filters (ldap-configmap's per-mapper
+		// filters); zero uses the global filters everywhere.
+		views IdentityViews
+	}
+	memberUID := func() Config { c := base(); c.Scheme = SchemeMemberUID; return c }
+	tests := map[string]test{
+		"memberuid":       {cfg: memberUID()},
+		"member nested":   {cfg: projects(SchemeMember, true)},
+		"member flat":     {cfg: projects(SchemeMember, false)},
+		"memberof nested": {cfg: projects(SchemeMemberOf, true)},
+		"memberuid with views": {cfg: memberUID(), views: IdentityViews{
+			Base:   View{UserFilter: "(&(objectClass=posixAccount)(!(uid=bob)))", GroupFilter: "(objectClass=posixGroup)"},
+			GIDs:   View{UserFilter: "(objectClass=posixAccount)", GroupFilter: "(objectClass=posixGroup)"},
+			Groups: View{UserFilter: "(objectClass=posixAccount)", GroupFilter: "(&(objectClass=posixGroup)(cn=pzs*))"},
+		}},
 	}
 	ctx := context.Background()
-	for name, cfg := range tests {
+	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
+			cfg, views := tt.cfg, tt.views
+			if views == (IdentityViews{}) {
+				views = cfg.IdentityViews()
+			}
 			if err := cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			b, g, n := cfg.AnnotationViews()
-			snap, _, err := ReadAll(ctx, &cfg, []View{b, g, n})
+			b, g, n := views.Base, views.GIDs, views.Groups
+			snap, _, err := ReadAll(ctx, &cfg, views.List())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +78,7 @@ func TestLookupUserMatchesFullSync(t *testing.T) {
 				t.Fatalf("full sync found %d users, want at least 4", len(full))
 			}
 			for _, user := range []string{"alice", "bob", "john.smith", "carol", "dave"} {
-				got, err := LookupUser(ctx, &cfg, "user-", user)
+				got, err := LookupUser(ctx, &cfg, views, "user-", user)
 				want, inFull := full[mustKey(t, user)]
 				if !inFull {
 					if !errors.Is(err, ErrNotFound) {
@@ -84,7 +93,7 @@ func TestLookupUserMatchesFullSync(t *testing.T) {
 					t.Errorf("LookupUser(%s) annotations differ from the full sync (-full +lookup):\n%s", user, d)
 				}
 			}
-			if _, err := LookupUser(ctx, &cfg, "user-", "nobody"); !errors.Is(err, ErrNotFound) {
+			if _, err := LookupUser(ctx, &cfg, views, "user-", "nobody"); !errors.Is(err, ErrNotFound) {
 				t.Errorf("LookupUser(nobody) = %v, want ErrNotFound", err)
 			}
 		})

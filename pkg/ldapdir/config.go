@@ -1,9 +1,13 @@
-// Package directory reads users and groups from LDAP and computes each user's
+// Package ldapdir reads users and groups from LDAP and computes each user's
 // identity: UID, primary GID, supplemental GIDs, group names and home
-// directory. It is used by ldap-configmap for the whole directory and can be
-// imported to look up one user (LookupUser) with exactly the same rules. It
-// defines no flags and reads no globals.
-package directory
+// directory. It connects (ldap://, ldaps://, StartTLS), pages, completes
+// Active Directory's ranged attributes, resolves nested groups under three
+// member schemes, reads incrementally through a Cache, and looks up one
+// user (LookupUser) with exactly the rules of the full read. ldap-configmap
+// reads the whole directory with it and namespace-bootstrap looks users up
+// at login, so both compute the same identity. It takes plain filters
+// (View); it reads no globals, and its only flags are Options.AddFlags.
+package ldapdir
 
 import (
 	"errors"
@@ -32,19 +36,6 @@ const (
 	PresetAD         = "ad"
 )
 
-// Mapper names. They key the per-mapper filter overrides.
-const (
-	MapperUID       = "user-uid"
-	MapperGID       = "user-gid"
-	MapperGIDs      = "user-gids"
-	MapperGroups    = "user-groups"
-	MapperAllGroups = "user-all-groups"
-	MapperHome      = "user-home"
-)
-
-// Mappers lists every mapper name in output order.
-var Mappers = []string{MapperUID, MapperGID, MapperGIDs, MapperGroups, MapperAllGroups, MapperHome}
-
 // UserAttrs are the LDAP attribute names read from users.
 type UserAttrs struct {
 	Name, UID, GID, Home string
@@ -59,6 +50,17 @@ type GroupAttrs struct {
 type View struct {
 	UserFilter, GroupFilter string
 }
+
+// IdentityViews are the views one identity is computed from: the user, UID,
+// GID and home from Base, the GIDs from GIDs and the group names from
+// Groups (ldap-configmap narrows each with its per-mapper filters, so that
+// namespace annotations and maps agree).
+type IdentityViews struct {
+	Base, GIDs, Groups View
+}
+
+// List returns the three views in order (Base, GIDs, Groups).
+func (v IdentityViews) List() []View { return []View{v.Base, v.GIDs, v.Groups} }
 
 // Config is everything needed to connect to and read the directory.
 type Config struct {
@@ -88,9 +90,6 @@ type Config struct {
 	Nested     bool
 	UserAttrs  UserAttrs
 	GroupAttrs GroupAttrs
-	// Overrides replace UserFilter and/or GroupFilter for one mapper (by
-	// mapper name); an empty field keeps the global filter.
-	Overrides map[string]View
 }
 
 // Defaults are the values of the original k8-ldap-configmap.
@@ -125,25 +124,13 @@ func Preset(name string) (Config, error) {
 	return c, nil
 }
 
-// For returns the filters a mapper uses.
-func (c *Config) For(mapper string) View {
-	v := View{UserFilter: c.UserFilter, GroupFilter: c.GroupFilter}
-	if o, ok := c.Overrides[mapper]; ok {
-		if o.UserFilter != "" {
-			v.UserFilter = o.UserFilter
-		}
-		if o.GroupFilter != "" {
-			v.GroupFilter = o.GroupFilter
-		}
-	}
-	return v
-}
+// View returns the global filters.
+func (c *Config) View() View { return View{UserFilter: c.UserFilter, GroupFilter: c.GroupFilter} }
 
-// AnnotationViews are the views the namespace annotations come from: the
-// user, UID, GID and home from user-uid's view, the GIDs from user-gids' and
-// the group names from user-groups', so that annotations and maps agree.
-func (c *Config) AnnotationViews() (base, gids, groups View) {
-	return c.For(MapperUID), c.For(MapperGIDs), c.For(MapperGroups)
+// IdentityViews returns the global filters for all three views.
+func (c *Config) IdentityViews() IdentityViews {
+	v := c.View()
+	return IdentityViews{Base: v, GIDs: v, Groups: v}
 }
 
 // Validate checks the configuration, returning every problem.
@@ -186,13 +173,15 @@ func (c *Config) Validate() error {
 	if c.GroupAttrs.Name == "" || c.GroupAttrs.GID == "" {
 		errs = append(errs, errors.New("the group attribute map needs name and gid"))
 	}
-	filters := []string{c.UserFilter, c.GroupFilter}
-	for m, o := range c.Overrides {
-		if !slices.Contains(Mappers, m) {
-			errs = append(errs, fmt.Errorf("filter override for unknown mapper %q", m))
-		}
-		filters = append(filters, o.UserFilter, o.GroupFilter)
+	if err := ValidateFilters(c.UserFilter, c.GroupFilter); err != nil {
+		errs = append(errs, err)
 	}
+	return errors.Join(errs...)
+}
+
+// ValidateFilters checks that each non-empty filter compiles.
+func ValidateFilters(filters ...string) error {
+	var errs []error
 	for _, f := range filters {
 		if f == "" {
 			continue
