@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -83,8 +82,7 @@ func Main(m *testing.M, o Options, env **Env) int {
 // the given labels, deleted when the test ends.
 func (e *Env) Namespace(t testing.TB, prefix string, labels map[string]string) string {
 	t.Helper()
-	name := fmt.Sprintf("%s%d-%d", prefix, os.Getpid()%10000, e.seq.Add(1))
-	name = strings.ToLower(name)
+	name := e.UniqueName(prefix)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	if _, err := e.Kube.Client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create namespace %s: %v", name, err)

@@ -2,12 +2,20 @@ package walltime
 
 import (
 	"bufio"
+	_ "embed"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 )
+
+// table is the shared table of walltime values, embedded so that the tests of
+// every module read the one file without a path relative to their own.
+//
+//go:embed testdata/lifetimes.txt
+var table string
 
 // Case is one row of the shared table testdata/lifetimes.txt: a walltime
 // annotation value, whether the reaper and the admission policies accept
@@ -18,19 +26,28 @@ type Case struct {
 	Duration time.Duration
 }
 
-// LoadTable reads the shared table (tests of this package, of
-// job-pod-reaper and of the chart's policies all read the one file).
+// Table returns the shared table (the tests of this package, of
+// job-pod-reaper and of the chart's policies all read it).
 // Format: value<TAB>yes|no[<TAB>seconds]; lines starting with # are comments;
 // a value starting with a double quote is a Go string literal ("\t1h"), for
 // whitespace and control characters.
+func Table() ([]Case, error) {
+	return readTable("testdata/lifetimes.txt", strings.NewReader(table))
+}
+
+// LoadTable reads a table in Table's format from path.
 func LoadTable(path string) ([]Case, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open walltime table: %w", err)
 	}
 	defer f.Close()
+	return readTable(path, f)
+}
+
+func readTable(path string, r io.Reader) ([]Case, error) {
 	var cases []Case
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "#") {

@@ -1,7 +1,8 @@
 // Package walltime parses the walltime annotation of a portal-launched pod
 // (pod.kubernetes.io/lifetime). The grammar is the one the shipped admission
 // policies accept, so every admitted pod has a walltime the reaper reads; the
-// table in testdata/lifetimes.txt is shared by both tests.
+// table in testdata/lifetimes.txt (embedded, read with Table) is shared by
+// both tests.
 package walltime
 
 import (

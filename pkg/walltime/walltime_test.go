@@ -7,7 +7,7 @@ import (
 
 func loadCases(t *testing.T) []Case {
 	t.Helper()
-	cases, err := LoadTable("testdata/lifetimes.txt")
+	cases, err := Table()
 	if err != nil {
 		t.Fatal(err)
 	}
