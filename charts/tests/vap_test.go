@@ -280,7 +280,7 @@ func TestVAPLifetimeTable(t *testing.T) {
 // job-pod-reaper.
 func lifetimeRows(t *testing.T) []walltime.Case {
 	t.Helper()
-	rows, err := walltime.LoadTable(filepath.Join(chartsDir(t), "..", "pkg", "walltime", "testdata", "lifetimes.txt"))
+	rows, err := walltime.Table()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func (s *Story) Admission(ctx context.Context) error {
 	// the first bad pod is denied (bounded).
 	probe := userPod("probe", "probe", "1h")
 	cases[1].mutate(probe)
-	if err := poll(ctx, 30*time.Second, func() (bool, error) {
+	if err := testenv.Poll(ctx, pollInterval, 30*time.Second, func() (bool, error) {
 		_, err := alice.CoreV1().Pods("user-alice").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return apierrors.IsInvalid(err) || apierrors.IsForbidden(err), nil
 	}); err != nil {

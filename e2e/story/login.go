@@ -66,9 +66,9 @@ func (s *Story) Login(ctx context.Context) error {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, strings.TrimSpace(string(b)), nil
 	}
-	if err := poll(ctx, 30*time.Second, func() (bool, error) {
+	if err := testenv.Poll(ctx, pollInterval, 30*time.Second, func() (bool, error) {
 		if svc.exited() {
-			return false, fmt.Errorf("the service exited: %v\n%s", svc.err, tailLines(svc.out.String(), 15))
+			return false, testenv.Final(fmt.Errorf("the service exited: %v\n%s", svc.err, tailLines(svc.out.String(), 15)))
 		}
 		_, _, err := post("")
 		return err == nil, nil

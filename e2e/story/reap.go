@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // IdleNamespaces makes dave's namespace idle (his last login a month ago, no
@@ -30,7 +31,7 @@ func (s *Story) IdleNamespaces(ctx context.Context) error {
 	}
 	s.p.OK("dave's last login set to 30 days ago; he has no pods")
 	// Both namespaces must be older than the window (they were made moments ago).
-	if err := poll(ctx, 2*window, func() (bool, error) {
+	if err := testenv.Poll(ctx, pollInterval, 2*window, func() (bool, error) {
 		n, err := nsc.Get(ctx, r.Active, metav1.GetOptions{})
 		return err == nil && time.Since(n.CreationTimestamp.Time) > window+time.Second, err
 	}); err != nil {
@@ -40,7 +41,7 @@ func (s *Story) IdleNamespaces(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 90*time.Second, func() (bool, error) {
+	err = testenv.Poll(ctx, pollInterval, 90*time.Second, func() (bool, error) {
 		_, err := nsc.Get(ctx, r.Idle, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})

@@ -143,23 +143,6 @@ func tailLines(s string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// poll calls cond until it is true or timeout passes (the servers and tools
-// act asynchronously; every wait is bounded).
-func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("still not done after %v", timeout)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
+// pollInterval is how often the story looks again at a state it waits for
+// (with testenv.Poll: every wait is bounded).
+const pollInterval = 100 * time.Millisecond

@@ -61,9 +61,9 @@ func (s *Story) Walltime(ctx context.Context) error {
 	w := &s.Results.Walltime
 	w.Pod, w.Lifetime = short.Name, lifetime
 	expiry := short.CreationTimestamp.Add(lifetime)
-	err = poll(ctx, lifetime+30*time.Second, func() (bool, error) {
+	err = testenv.Poll(ctx, pollInterval, lifetime+30*time.Second, func() (bool, error) {
 		if reaper.exited() {
-			return false, fmt.Errorf("job-pod-reaper exited: %v\n%s", reaper.err, tailLines(reaper.out.String(), 15))
+			return false, testenv.Final(fmt.Errorf("job-pod-reaper exited: %v\n%s", reaper.err, tailLines(reaper.out.String(), 15)))
 		}
 		_, err := admin.Pods(ns).Get(ctx, short.Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
@@ -74,7 +74,7 @@ func (s *Story) Walltime(ctx context.Context) error {
 	w.Deleted = true
 	w.DeletedAfter = time.Since(expiry)
 	s.p.OK("pod %s deleted %v after its walltime ended (the API server's timestamps have 1 s resolution)", short.Name, w.DeletedAfter.Round(10*time.Millisecond))
-	err = poll(ctx, 10*time.Second, func() (bool, error) {
+	err = testenv.Poll(ctx, pollInterval, 10*time.Second, func() (bool, error) {
 		w.CompanionsGone, w.CompanionsLeft = nil, nil
 		checks := []error{}
 		_, e1 := admin.Services(ns).Get(ctx, "short-1", metav1.GetOptions{})
@@ -101,7 +101,7 @@ func (s *Story) Walltime(ctx context.Context) error {
 		return fmt.Errorf("job long-1 was touched: pod %v, configmap %v", errPod, errCM)
 	}
 	s.p.OK("job long-1 (walltime 2h) and its ConfigMap are untouched")
-	err = poll(ctx, 10*time.Second, func() (bool, error) {
+	err = testenv.Poll(ctx, pollInterval, 10*time.Second, func() (bool, error) {
 		evs, err := admin.Events(ns).List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("involvedObject.name", short.Name).String()})
 		if err != nil {
 			return false, err
