@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -221,20 +220,86 @@ func TestChartsDeclareGlobalAndEnabled(t *testing.T) {
 	}
 }
 
-// TestCommonHelpersIdentical: the tool charts share _common.tpl; Helm's named
-// templates are global across a release, so the copies must not drift.
-func TestCommonHelpersIdentical(t *testing.T) {
-	var first []byte
-	for _, s := range subcharts[:4] {
-		b, err := os.ReadFile(filepath.Join(subchart(t, s), "templates", "_common.tpl"))
+// library is the library chart's directory.
+func library(t testing.TB) string { return subchart(t, "kubehpc-lib") }
+
+// TestToolChartsUseLibrary: the shared helpers are defined once, in the
+// library chart kubehpc-lib, which every tool chart declares as a file://
+// dependency and finds through a link in its charts/ (so it renders from a
+// checkout); no chart defines a kubehpc.* template of its own (Helm's named
+// templates are global across a release: a second definition would silently
+// replace the library's).
+func TestToolChartsUseLibrary(t *testing.T) {
+	lib := library(t)
+	var libMeta struct {
+		Name, Version, Type string
+	}
+	b, err := os.ReadFile(filepath.Join(lib, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &libMeta); err != nil {
+		t.Fatal(err)
+	}
+	if libMeta.Name != "kubehpc-lib" || libMeta.Type != "library" {
+		t.Fatalf("kubehpc-lib/Chart.yaml: name %q type %q, want kubehpc-lib, library", libMeta.Name, libMeta.Type)
+	}
+	for _, s := range libraryUsers {
+		t.Run(s, func(t *testing.T) {
+			dir := subchart(t, s)
+			var meta struct {
+				Dependencies []struct{ Name, Version, Repository string }
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "Chart.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := yaml.Unmarshal(b, &meta); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, d := range meta.Dependencies {
+				if d.Name == "kubehpc-lib" {
+					found = true
+					if d.Repository != "file://../kubehpc-lib" || d.Version != libMeta.Version {
+						t.Errorf("%s depends on kubehpc-lib %s from %s, want %s from file://../kubehpc-lib", s, d.Version, d.Repository, libMeta.Version)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("%s/Chart.yaml does not depend on kubehpc-lib", s)
+			}
+			link := filepath.Join(dir, "charts", "kubehpc-lib")
+			if target, err := os.Readlink(link); err != nil || target != "../../kubehpc-lib" {
+				t.Errorf("%s: charts/kubehpc-lib = %q (%v), want a link to ../../kubehpc-lib", s, target, err)
+			}
+		})
+	}
+	// One definition of each shared helper: in the library only.
+	err = filepath.WalkDir(umbrella(t), func(path string, d os.DirEntry, err error) error {
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		if first == nil {
-			first = b
-		} else if !bytes.Equal(b, first) {
-			t.Errorf("%s/templates/_common.tpl differs from ldap-configmap's", s)
+		if d.Type()&os.ModeSymlink != 0 || (d.IsDir() && path == lib) {
+			return filepath.SkipDir
 		}
+		if d.IsDir() || !strings.Contains(path, string(filepath.Separator)+"templates"+string(filepath.Separator)) {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), `define "kubehpc.`) {
+			t.Errorf("%s defines a kubehpc.* template: shared helpers belong in kubehpc-lib", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := helm(t, "lint", "--strict", lib); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -29,8 +29,9 @@ rm -f "$work"/kubehpc/Chart.lock "$work"/kubehpc/charts/*.tgz
 for f in "$work"/kubehpc/Chart.yaml "$work"/kubehpc/charts/*/Chart.yaml; do
   sed -i -E "s/^version: .*/version: $chart_version/; s/^appVersion: .*/appVersion: \"$version\"/" "$f"
 done
-# The umbrella's dependencies are its subcharts, now all at chart_version.
-sed -i -E "s/^(    version: ).*/\1$chart_version/" "$work/kubehpc/Chart.yaml"
+# The umbrella's dependencies are its subcharts, and the tool charts' the
+# library chart kubehpc-lib, now all at chart_version.
+sed -i -E "s/^(    version: ).*/\1$chart_version/" "$work"/kubehpc/Chart.yaml "$work"/kubehpc/charts/*/Chart.yaml
 
 mkdir -p "$out"
 "$helm" package "$work/kubehpc" --destination "$out" >/dev/null

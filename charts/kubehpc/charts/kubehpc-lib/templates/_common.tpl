@@ -1,8 +1,8 @@
 {{- /*
-Shared helpers of the kubehpc tool charts. This file is identical in every
-tool chart (ldap-configmap, job-pod-reaper, namespace-reaper,
-namespace-bootstrap); charts/tests checks that the copies do not drift. Each
-chart adds its own "<chart>.args", "<chart>.env", "<chart>.volumes" and
+Shared helpers of the kubehpc tool charts (ldap-configmap, job-pod-reaper,
+namespace-reaper, namespace-bootstrap), defined once in this library chart,
+which each of them lists as a dependency. Each chart adds its own
+"<chart>.args", "<chart>.env", "<chart>.ports", "<chart>.volumes" and
 "<chart>.volumeMounts" templates, which kubehpc.workload includes.
 */ -}}
 
@@ -123,7 +123,8 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   annotations:
-    checksum/values: {{ toJson .Values | sha256sum | trunc 16 }}
+    {{- /* kubehpc-lib's values are only a copy of global. */}}
+    checksum/values: {{ toJson (omit .Values "kubehpc-lib") | sha256sum | trunc 16 }}
     {{- with .Values.podAnnotations }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
