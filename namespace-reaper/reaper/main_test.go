@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -36,8 +34,6 @@ func TestMain(m *testing.M) {
 
 // week is the default --reap-after.
 const week = 168 * time.Hour
-
-var testSeq atomic.Int64
 
 // harness is one reaper built through Config.Build against the real API
 // server, with a request counter and a fake clock.
@@ -68,7 +64,7 @@ type harnessOpts struct {
 // narrowed to this test's namespaces by a label of its own.
 func newHarness(t testing.TB, o harnessOpts, mutate func(*Config)) *harness {
 	t.Helper()
-	id := "t" + strconv.FormatInt(testSeq.Add(1), 10)
+	id := env.UniqueName("t")
 	h := &harness{labels: map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": id}}
 	c := &Config{}
 	c.AddFlags(newFlagSet())
@@ -239,16 +235,6 @@ func (h *harness) count(key string) int {
 		}
 	}
 	return 0
-}
-
-// poll waits, bounded, for cond to hold on the real API server.
-func poll(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, 20*time.Second, true,
-		func(context.Context) (bool, error) { return cond() })
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
 }
 
 func must(t *testing.T, err error) {

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // clusterRules is the ClusterRole the chart grants (leader election's Lease
@@ -23,29 +25,13 @@ var clusterRules = []rbacv1.PolicyRule{
 	{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
 }
 
-// boundServiceAccount returns the config of a service account bound to a
-// ClusterRole with rules.
+// boundServiceAccount returns the config of a service account (named as the
+// tool, in a namespace of its own) holding exactly rules, cluster-wide.
 func boundServiceAccount(t *testing.T, rules []rbacv1.PolicyRule) *rest.Config {
 	t.Helper()
-	ctx := context.Background()
 	home := env.Namespace(t, "reaper-sa-", nil)
-	name := home // unique
-	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: Name, Namespace: home}},
-	}
-	must(t, createOrFail(env.Kube.Client.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{})))
-	must(t, createOrFail(env.Kube.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{})))
-	t.Cleanup(func() {
-		_ = env.Kube.Client.RbacV1().ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
-		_ = env.Kube.Client.RbacV1().ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{})
-	})
-	return env.Kube.ServiceAccountConfig(home, Name)
+	return env.ServiceAccount(t, home, Name, testenv.Grant{Rules: rules}).Config
 }
-
-func createOrFail[T any](_ T, err error) error { return err }
 
 // TestRBAC proves the ClusterRole above is all the tool needs, in --once and
 // in watch mode (activity annotation, Event, delete), and that a missing
@@ -59,7 +45,7 @@ func TestRBAC(t *testing.T) {
 		if !deletionRequested(t, idle) {
 			t.Errorf("idle namespace %s was kept", idle)
 		}
-		poll(t, "the Reaped event", func() (bool, error) {
+		testenv.Eventually(t, "the Reaped event", func() (bool, error) {
 			evs, err := env.Kube.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
 				FieldSelector: fields.OneTermEqualSelector("involvedObject.name", idle).String()})
 			return err == nil && len(evs.Items) > 0, err

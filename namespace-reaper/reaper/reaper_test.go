@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // TestOnceReapsOnlyIdle runs one --once pass over namespaces in every state
@@ -76,7 +77,7 @@ func TestOnceReapsOnlyIdle(t *testing.T) {
 		t.Errorf("namespace reads = %d, want 4 (%s)", got, h.counter)
 	}
 	// An Event on each deleted namespace says why.
-	poll(t, "the Reaped event on "+idle, func() (bool, error) {
+	testenv.Eventually(t, "the Reaped event on "+idle, func() (bool, error) {
 		evs, err := env.Kube.Client.CoreV1().Events(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("involvedObject.name", idle).String()})
 		if err != nil {

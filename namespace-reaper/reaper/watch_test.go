@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 func activityAnnotation(t *testing.T, ns string) string {
@@ -23,7 +24,7 @@ func activityAnnotation(t *testing.T, ns string) string {
 func waitAnnotation(t *testing.T, ns string, want time.Time) {
 	t.Helper()
 	v := want.UTC().Format(time.RFC3339)
-	poll(t, "namespace "+ns+" to record activity "+v, func() (bool, error) { return activityAnnotation(t, ns) == v, nil })
+	testenv.Eventually(t, "namespace "+ns+" to record activity "+v, func() (bool, error) { return activityAnnotation(t, ns) == v, nil })
 }
 
 // TestWatchMode: the pod watch records pod activity on the namespace, at
@@ -92,7 +93,7 @@ func TestWatchDryRunWritesNothing(t *testing.T) {
 	busy := h.namespace(t, nil)
 	createPod(t, busy, corev1.PodPending, time.Time{})
 	// The worker marks a namespace written even in dry-run (it logs instead).
-	poll(t, "the watch to handle the pod", func() (bool, error) {
+	testenv.Eventually(t, "the watch to handle the pod", func() (bool, error) {
 		h.r.watch.mu.Lock()
 		defer h.r.watch.mu.Unlock()
 		return !h.r.watch.written[busy].IsZero(), nil
