@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/naming"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // allOptions turns on every optional object of the default template.
@@ -352,7 +353,7 @@ func TestUserRBACWorks(t *testing.T) {
 			t.Fatalf("Bootstrap(%s) = %v", u, err)
 		}
 	}
-	alice, err := kubernetesFor(env.Kube.ConfigAs("oidc:alice"))
+	alice, err := testenv.ClientFor(env.Kube.ConfigAs("oidc:alice"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +379,7 @@ func TestUserRBACWorks(t *testing.T) {
 		t.Errorf("alice deletes her RoleBinding: err = %v, want Forbidden", err)
 	}
 	// Without the prefix the API server's user is someone else.
-	bare, _ := kubernetesFor(env.Kube.ConfigAs("alice"))
+	bare, _ := testenv.ClientFor(env.Kube.ConfigAs("alice"))
 	if _, err := bare.CoreV1().Pods(own).List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("unprefixed alice lists pods: err = %v, want Forbidden", err)
 	}

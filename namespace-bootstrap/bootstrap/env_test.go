@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +59,6 @@ func TestMain(m *testing.M) {
 var (
 	rbacOnce sync.Once
 	rbacErr  error
-	prefixN  atomic.Int64
 )
 
 // installRBAC applies testdata/rbac.yaml: the ClusterRoles the chart ships.
@@ -110,7 +108,7 @@ func applyFile(ctx context.Context, cfg *rest.Config, path string) error {
 // uniquePrefix returns a namespace prefix no other test uses, so that each
 // test's namespaces (and reconcile passes) are its own.
 func uniquePrefix() string {
-	return fmt.Sprintf("t%d-%d-", os.Getpid()%10000, prefixN.Add(1))
+	return env.UniqueName("t") + "-"
 }
 
 // ldapFlags returns the --ldap-* settings for the test slapd.
@@ -191,21 +189,4 @@ func cleanupNamespace(t testing.TB, ns string) {
 			t.Logf("delete namespace %s: %v", ns, err)
 		}
 	})
-}
-
-// waitFor polls cond every 50 ms for at most timeout (the API server and
-// controller-manager are asynchronous).
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last error: %v)", timeout, what, err)
-		}
-		<-time.After(50 * time.Millisecond)
-	}
 }

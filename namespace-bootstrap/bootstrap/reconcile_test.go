@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubehpc/kubehpc/pkg/events"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // TestTerminatingNamespaceIsRecreated proves a login that finds its
@@ -44,7 +45,7 @@ func TestTerminatingNamespaceIsRecreated(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { _, err := f.b.Bootstrap(ctx, "carol"); done <- err }()
-	waitFor(t, 10*time.Second, "the bootstrap to wait for the Terminating namespace", func() (bool, error) {
+	testenv.EventuallyWithin(t, 10*time.Second, "the bootstrap to wait for the Terminating namespace", func() (bool, error) {
 		return testutil.ToFloat64(f.b.metrics.terminatingWaits) == 1, nil
 	})
 	select {
@@ -155,7 +156,7 @@ func TestReconcileCorrectsDrift(t *testing.T) {
 	if err := f.b.Reconcile(ctx, 2); err != nil {
 		t.Fatalf("Reconcile() = %v", err)
 	}
-	waitFor(t, 30*time.Second, "a Reconciled Event in alice's namespace", func() (bool, error) {
+	testenv.EventuallyWithin(t, 30*time.Second, "a Reconciled Event in alice's namespace", func() (bool, error) {
 		evs, err := c.CoreV1().Events(alice).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err

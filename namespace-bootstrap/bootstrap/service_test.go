@@ -152,7 +152,7 @@ func TestServiceMode(t *testing.T) {
 			t.Errorf("%s: Retry-After = %q, want 60", s.name, hdr.Get("Retry-After"))
 		}
 	}
-	waitFor(t, 30*time.Second, "a Bootstrapped Event in alice's namespace", func() (bool, error) {
+	testenv.EventuallyWithin(t, 30*time.Second, "a Bootstrapped Event in alice's namespace", func() (bool, error) {
 		evs, err := env.Kube.Client.CoreV1().Events(prefix+"alice").List(context.Background(), metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -203,7 +203,7 @@ func TestServiceAccountBindsOnlyListedRoles(t *testing.T) {
 	installRBAC(t)
 	ctx := context.Background()
 	ns := env.Namespace(t, "bind-", nil)
-	sa, err := kubernetesFor(env.Kube.ServiceAccountConfig("namespace-bootstrap", "namespace-bootstrap"))
+	sa, err := testenv.ClientFor(env.Kube.ServiceAccountConfig("namespace-bootstrap", "namespace-bootstrap"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,3 +170,46 @@ func TestBuildModeErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestUserLimiter(t *testing.T) {
+	l := NewUserLimiter(6, 2) // one every 10 s, burst 2
+	now := time.Unix(0, 0)
+	steps := []struct {
+		at   time.Duration
+		user string
+		want bool
+	}{
+		{0, "alice", true}, {0, "alice", true}, {0, "alice", false}, {0, "bob", true},
+		{9 * time.Second, "alice", false}, {10 * time.Second, "alice", true}, {10 * time.Second, "alice", false},
+	}
+	for i, s := range steps {
+		if got := l.Allow(s.user, now.Add(s.at)); got != s.want {
+			t.Errorf("step %d: Allow(%s, +%v) = %v, want %v", i, s.user, s.at, got, s.want)
+		}
+	}
+	if got := l.RetryAfter(); got != 10*time.Second {
+		t.Errorf("RetryAfter() = %v, want 10s", got)
+	}
+}
+
+func TestPortalUser(t *testing.T) {
+	tests := []struct {
+		prefix, kubeUser, want string
+		wantErr                bool
+	}{
+		{"", "alice", "alice", false},
+		{"oidc:", "oidc:John.Smith", "John.Smith", false},
+		{"oidc:", "alice", "", true},
+		{"", "system:serviceaccount:ns:sa", "", true},
+		{"", "system:admin", "", true},
+		{"oidc:", "oidc:", "", true},
+		{"", "bad_name", "", true},
+	}
+	for _, tt := range tests {
+		s := &Service{UsernamePrefix: tt.prefix}
+		got, err := s.portalUser(tt.kubeUser)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("portalUser(%q) with prefix %q = %q, %v; want %q, err %v", tt.kubeUser, tt.prefix, got, err, tt.want, tt.wantErr)
+		}
+	}
+}

@@ -2,76 +2,21 @@ package bootstrap
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+	"testing/fstest"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/clock"
 
-	"github.com/kubehpc/kubehpc/pkg/app"
-
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	deftemplate "github.com/kubehpc/kubehpc/namespace-bootstrap/template"
+	"github.com/kubehpc/kubehpc/pkg/app"
 )
-
-func obj(m map[string]any) *unstructured.Unstructured { return &unstructured.Unstructured{Object: m} }
-
-func TestNeedsApply(t *testing.T) {
-	desired := func() *unstructured.Unstructured {
-		return obj(map[string]any{
-			"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-			"metadata": map[string]any{"name": "np", "annotations": map[string]any{HashAnnotation: "h1"}},
-			"spec": map[string]any{"podSelector": map[string]any{}, "ingress": []any{
-				map[string]any{"ports": []any{map[string]any{"port": float64(80)}}},
-			}},
-		})
-	}
-	live := func(mut func(m map[string]any)) *unstructured.Unstructured {
-		m := desired().DeepCopy().Object
-		m["metadata"].(map[string]any)["resourceVersion"] = "7"
-		m["spec"].(map[string]any)["ingress"].([]any)[0].(map[string]any)["ports"].([]any)[0].(map[string]any)["port"] = int64(80)
-		m["spec"].(map[string]any)["ingress"].([]any)[0].(map[string]any)["ports"].([]any)[0].(map[string]any)["protocol"] = "TCP"
-		if mut != nil {
-			mut(m)
-		}
-		return obj(m)
-	}
-	tests := []struct {
-		name   string
-		live   *unstructured.Unstructured
-		want   bool
-		reason string
-	}{
-		{name: "missing", live: nil, want: true, reason: "missing"},
-		{name: "up to date, with server defaults and int64 numbers", live: live(nil)},
-		{name: "empty map omitted by the server", live: live(func(m map[string]any) { delete(m["spec"].(map[string]any), "podSelector") })},
-		{name: "other template", live: live(func(m map[string]any) {
-			m["metadata"].(map[string]any)["annotations"] = map[string]any{HashAnnotation: "old"}
-		}), want: true, reason: "template changed"},
-		{name: "changed value", live: live(func(m map[string]any) {
-			m["spec"].(map[string]any)["ingress"].([]any)[0].(map[string]any)["ports"].([]any)[0].(map[string]any)["port"] = int64(81)
-		}), want: true, reason: "drifted at .spec.ingress[0].ports[0].port"},
-		{name: "list grew", live: live(func(m map[string]any) {
-			m["spec"].(map[string]any)["ingress"] = append(m["spec"].(map[string]any)["ingress"].([]any), map[string]any{})
-		}), want: true, reason: "drifted at .spec.ingress"},
-		{name: "someone else's label", live: live(func(m map[string]any) {
-			m["metadata"].(map[string]any)["labels"] = map[string]any{"x": "y"}
-		})},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, reason := NeedsApply(desired(), tt.live)
-			if got != tt.want || reason != tt.reason {
-				t.Errorf("NeedsApply() = %v, %q; want %v, %q", got, reason, tt.want, tt.reason)
-			}
-		})
-	}
-}
 
 // TestDefaultTemplate renders the shipped template with every option off
 // and on and checks which objects come out.
@@ -170,49 +115,6 @@ func TestRenderRefusesClusterScopedObjects(t *testing.T) {
 	}
 }
 
-func TestUserLimiter(t *testing.T) {
-	l := NewUserLimiter(6, 2) // one every 10 s, burst 2
-	now := time.Unix(0, 0)
-	steps := []struct {
-		at   time.Duration
-		user string
-		want bool
-	}{
-		{0, "alice", true}, {0, "alice", true}, {0, "alice", false}, {0, "bob", true},
-		{9 * time.Second, "alice", false}, {10 * time.Second, "alice", true}, {10 * time.Second, "alice", false},
-	}
-	for i, s := range steps {
-		if got := l.Allow(s.user, now.Add(s.at)); got != s.want {
-			t.Errorf("step %d: Allow(%s, +%v) = %v, want %v", i, s.user, s.at, got, s.want)
-		}
-	}
-	if got := l.RetryAfter(); got != 10*time.Second {
-		t.Errorf("RetryAfter() = %v, want 10s", got)
-	}
-}
-
-func TestPortalUser(t *testing.T) {
-	tests := []struct {
-		prefix, kubeUser, want string
-		wantErr                bool
-	}{
-		{"", "alice", "alice", false},
-		{"oidc:", "oidc:John.Smith", "John.Smith", false},
-		{"oidc:", "alice", "", true},
-		{"", "system:serviceaccount:ns:sa", "", true},
-		{"", "system:admin", "", true},
-		{"oidc:", "oidc:", "", true},
-		{"", "bad_name", "", true},
-	}
-	for _, tt := range tests {
-		s := &Service{UsernamePrefix: tt.prefix}
-		got, err := s.portalUser(tt.kubeUser)
-		if got != tt.want || (err != nil) != tt.wantErr {
-			t.Errorf("portalUser(%q) with prefix %q = %q, %v; want %q, err %v", tt.kubeUser, tt.prefix, got, err, tt.want, tt.wantErr)
-		}
-	}
-}
-
 // TestTemplateRefusedAtStart proves a site template naming a cluster-scoped
 // kind (found through discovery) fails at start, not at a user's login.
 func TestTemplateRefusedAtStart(t *testing.T) {
@@ -227,4 +129,9 @@ func TestTemplateRefusedAtStart(t *testing.T) {
 	if !errors.Is(err, ErrInvalidTemplate) || !strings.Contains(err.Error(), "cluster-scoped") {
 		t.Errorf("NewBootstrapper() with a ClusterRoleBinding template = %v, want a cluster-scoped template error", err)
 	}
+}
+
+// oneFile returns a template directory holding one file.
+func oneFile(content string) fs.FS {
+	return fstest.MapFS{"a.yaml": &fstest.MapFile{Data: []byte(content)}}
 }
