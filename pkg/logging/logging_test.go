@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"go.uber.org/zap"
 )
 
 func TestNewJSON(t *testing.T) {
@@ -13,7 +15,7 @@ func TestNewJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.Debug("Hidden")
-	log.Info("Deleted pod", zapString("namespace", "user-alice"))
+	log.Info("Deleted pod", zap.String("namespace", "user-alice"))
 	_ = log.Sync()
 	var rec map[string]any
 	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &rec); err != nil {
