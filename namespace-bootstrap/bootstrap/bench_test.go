@@ -265,28 +265,11 @@ func BenchmarkReconcile5000(b *testing.B) {
 	setup := newFixture(b, c, fastConfig(env.Kube.Config, 1000))
 	ctx := context.Background()
 	start := time.Now()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for range 16 {
-		wg.Go(func() {
-			for i := range work {
-				if _, err := setup.b.Bootstrap(ctx, fmt.Sprintf("r%05d", i)); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	err := testenv.Parallel(n, 16, func(i int) error {
+		_, err := setup.b.Bootstrap(ctx, fmt.Sprintf("r%05d", i))
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("set up %d namespaces in %v", n, time.Since(start).Round(time.Second))

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // The scale: 5,000 user namespaces and 20,000 pods (5 in each of
@@ -47,7 +48,7 @@ func benchFixture(b *testing.B) {
 			benchErr = err
 			return
 		}
-		benchErr = parallel(benchNamespaces, 16, func(i int) error {
+		benchErr = testenv.Parallel(benchNamespaces, 16, func(i int) error {
 			ctx := context.Background()
 			name := fmt.Sprintf("user-bench-%05d", i)
 			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
@@ -77,33 +78,6 @@ func benchFixture(b *testing.B) {
 	if benchErr != nil {
 		b.Fatal(benchErr)
 	}
-}
-
-func parallel(n, workers int, f func(i int) error) error {
-	idx := make(chan int)
-	errs := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range idx {
-				if err := f(i); err != nil {
-					errs <- err
-					for range idx { // drain, so the producer does not block
-					}
-					return
-				}
-			}
-		}()
-	}
-	for i := range n {
-		idx <- i
-	}
-	close(idx)
-	wg.Wait()
-	close(errs)
-	return <-errs
 }
 
 // newBenchHarness is a dry-run reaper over the fixture's namespaces with the
