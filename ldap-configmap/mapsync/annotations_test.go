@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/ldapdir"
@@ -219,5 +220,67 @@ func TestBadEntriesSkipped(t *testing.T) {
 		if got := testutil.ToFloat64(h.pass.m.skipped.WithLabelValues(reason)); got != want {
 			t.Errorf("skipped_entries_total{reason=%s} = %v, want %v", reason, got, want)
 		}
+	}
+}
+
+// TestNamespaceWatch proves the daemon's namespace watch (Start): once it
+// has synced, a pass reads the namespaces from it instead of listing them,
+// and still sees a namespace created since and an annotation a thief
+// removed; when the watch stops, passes list again.
+func TestNamespaceWatch(t *testing.T) {
+	c := testConfig(t, env.LDAP)
+	c.Mappers = nil
+	c.NamespaceAnnotations = true
+	c.UserPrefix = "nsw-"
+	userNamespaces(t, "nsw-alice")
+	h := newHarness(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.pass.Start(ctx) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Start() = %v", err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+	testenv.Eventually(t, "the namespace watch to sync", func() (bool, error) {
+		_, ok := h.pass.watchedNamespaces()
+		return ok, nil
+	})
+	listed := func() bool { return strings.Contains(h.counter.String(), "GET namespaces") }
+
+	h.mustRun(t)
+	if got := nsAnnotations(t, "nsw-alice")[identity.UIDAnnotation]; got != "10001" {
+		t.Errorf("nsw-alice uid annotation = %q, want 10001", got)
+	}
+	if listed() {
+		t.Errorf("pass with a synced watch listed namespaces (%s), want it read from the watch", h.counter)
+	}
+
+	userNamespaces(t, "nsw-bob")
+	_, err := env.Kube.Client.CoreV1().Namespaces().Patch(context.Background(), "nsw-alice", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"`+identity.UIDAnnotation+`":null}}}`), metav1.PatchOptions{FieldManager: "thief"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "a pass to annotate nsw-bob and restore nsw-alice's uid", func() (bool, error) {
+		if err := h.run(t); err != nil {
+			return false, err
+		}
+		return nsAnnotations(t, "nsw-bob")[identity.UIDAnnotation] == "10002" && nsAnnotations(t, "nsw-alice")[identity.UIDAnnotation] == "10001", nil
+	})
+
+	stop()
+	if _, ok := h.pass.watchedNamespaces(); ok {
+		t.Fatal("the watch is still used after Start returned")
+	}
+	h.mustRun(t)
+	if !listed() {
+		t.Errorf("pass after the watch stopped: requests %s, want a namespace list", h.counter)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
@@ -57,11 +58,21 @@ type Pass struct {
 	// identities resolved from them (reused while LDAP is unchanged).
 	cache ldapdir.Cache
 	known map[string]knownConfigMap
+	// diffs are each map's diff from its contents at a resourceVersion ("":
+	// absent) to resolution gen's rendering, for the maps not written since.
+	diffs map[string]diffMemo
 	// gen counts resolutions; rendered holds each mapper's data of one.
 	gen           int
 	rendered      map[string]rendered
 	results       map[ldapdir.View]ldapdir.Result
 	announcedFull bool
+	// Computed once per resolution (gen): the number of users and the
+	// identities the annotations carry.
+	usersGen, users int
+	annGen          int
+	annIDs          map[string]ldapdir.Identity
+	// nsInformer watches namespaces while Start runs (daemon mode).
+	nsInformer atomic.Pointer[cache.SharedIndexInformer]
 
 	// Stats of the last pass, for benchmarks and tests.
 	LastLDAPRequests atomic.Int64
@@ -81,6 +92,7 @@ func New(cfg *Config, d Deps) (*Pass, error) {
 		p.out = os.Stdout
 	}
 	p.known = map[string]knownConfigMap{}
+	p.diffs = map[string]diffMemo{}
 	p.rendered = map[string]rendered{}
 	if p.clock = d.Clock; p.clock == nil {
 		p.clock = clock.RealClock{}
@@ -144,14 +156,18 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	}
 	p.reportSkips(views, results)
 	collisions := p.refuseCollisions(views, results)
-	users := map[string]bool{}
-	for _, r := range results {
-		for k := range r.Identities {
-			users[k] = true
+	if p.usersGen != p.gen {
+		users := map[string]bool{}
+		for _, r := range results {
+			for k := range r.Identities {
+				users[k] = true
+			}
 		}
+		p.users, p.usersGen = len(users), p.gen
 	}
-	p.m.users.Set(float64(len(users)))
-	p.log.Info("Read LDAP", zap.Int("users", len(users)), zap.Int64("ldapRequests", reqs), zap.Bool("full", st.Full),
+	users := p.users
+	p.m.users.Set(float64(users))
+	p.log.Info("Read LDAP", zap.Int("users", users), zap.Int64("ldapRequests", reqs), zap.Bool("full", st.Full),
 		zap.String("fullReason", st.Reason), zap.Bool("unchanged", st.Unchanged), zap.Int("changedEntries", st.Changed), zap.Int("deletedEntries", st.Deleted))
 
 	// Plan every output before writing any.
@@ -167,7 +183,7 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	}
 	// Count guards: one refusal holds back every write.
 	var refusals []error
-	if len(users) == 0 && !p.guard.AllowEmpty {
+	if users == 0 && !p.guard.AllowEmpty {
 		current := 0 // what the outputs hold now, for the message
 		for _, c := range cms {
 			current = max(current, len(c.current))
@@ -382,13 +398,20 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *ldapConfig, results map[
 			c.cur, c.current = cur, cur.Data
 			c.labelled = cur.Labels[identity.ManagedByLabel] == ToolName
 		}
-		switch k := p.known[c.name]; {
+		rv := ""
+		if cur != nil {
+			rv = cur.ResourceVersion
+		}
+		switch k, memo := p.known[c.name], p.diffs[c.name]; {
 		case fromCache && k.gen == p.gen:
 			// The map holds what this tool wrote from these identities.
 		case fromCache && changes != nil && k.gen == r.from:
 			c.diff = *changes // it holds the previous rendering
+		case memo.gen == p.gen && memo.resourceVersion == rv:
+			c.diff = memo.diff // computed by an earlier pass (a map refused, or absent)
 		default:
 			c.diff = DiffData(c.current, c.desired)
+			p.diffs[c.name] = diffMemo{gen: p.gen, resourceVersion: rv, diff: c.diff}
 		}
 
 		c.size = DataSize(c.desired)
@@ -438,6 +461,14 @@ type knownConfigMap struct {
 	resourceVersion string
 	data            map[string]string
 	gen             int
+}
+
+// diffMemo is a map's diff computed in a pass (gen starts at 1, so the
+// zero value matches none).
+type diffMemo struct {
+	gen             int
+	resourceVersion string
+	diff            Diff
 }
 
 // rendered is a mapper's data rendered from resolution gen's identities
@@ -591,26 +622,17 @@ type annotationPlan struct {
 }
 
 func (p *Pass) planAnnotations(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result, collisions map[string][]string) (*annotationPlan, error) {
-	av := dir.AnnotationViews()
-	ids := ldapdir.AnnotationIdentities(results[av.Base], results[av.GIDs], results[av.Groups])
-	namespaces := map[string]map[string]string{}
-	opts := metav1.ListOptions{Limit: 500}
-	for {
-		list, err := p.client.CoreV1().Namespaces().List(ctx, opts)
-		if err != nil {
-			return nil, fmt.Errorf("list namespaces (nothing written): %w", err)
+	if p.annGen != p.gen || p.annIDs == nil {
+		av := dir.AnnotationViews()
+		p.annIDs, p.annGen = ldapdir.AnnotationIdentities(results[av.Base], results[av.GIDs], results[av.Groups]), p.gen
+	}
+	ids := p.annIDs
+	namespaces, watched := p.watchedNamespaces()
+	if !watched {
+		var err error
+		if namespaces, err = p.listNamespaces(ctx); err != nil {
+			return nil, err
 		}
-		for i := range list.Items {
-			ns := &list.Items[i]
-			if ns.DeletionTimestamp != nil {
-				continue
-			}
-			namespaces[ns.Name] = ns.Annotations
-		}
-		if list.Continue == "" {
-			break
-		}
-		opts.Continue = list.Continue
 	}
 	plan := &annotationPlan{changes: PlanAnnotations(p.cfg.UserPrefix, namespaces, ids, collisions), before: namespaces}
 	for name, a := range namespaces {

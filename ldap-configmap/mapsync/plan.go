@@ -318,12 +318,8 @@ func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids
 			continue
 		}
 		if id, ok := ids[ns]; ok {
-			want := desiredAnnotations(id)
-			for _, k := range owned {
-				if v, ok := cur[k]; !ok || v != want[k] {
-					out = append(out, AnnotationChange{Namespace: ns, Set: want, User: id.User})
-					break
-				}
+			if !annotationsMatch(cur, id) {
+				out = append(out, AnnotationChange{Namespace: ns, Set: desiredAnnotations(id), User: id.User})
 			}
 			continue
 		}
@@ -335,4 +331,38 @@ func PlanAnnotations(prefix string, namespaces map[string]map[string]string, ids
 		}
 	}
 	return out
+}
+
+// annotationsMatch reports whether cur holds every owned annotation of id
+// with desiredAnnotations' value, without building them (a pass compares
+// every user namespace).
+func annotationsMatch(cur map[string]string, id ldapdir.Identity) bool {
+	is := func(k, want string) bool {
+		v, ok := cur[k]
+		return ok && v == want
+	}
+	list := func(k string, want []string) bool {
+		v, ok := cur[k]
+		return ok && delimitedEqual(v, want)
+	}
+	return is(identity.UIDAnnotation, id.UID) && is(identity.GIDAnnotation, id.GID) && list(identity.GIDsAnnotation, id.GIDs) &&
+		list(identity.GroupsAnnotation, id.Groups) && is(identity.HomeAnnotation, id.Home)
+}
+
+// delimitedEqual reports whether s == identity.DelimitedList(list).
+func delimitedEqual(s string, list []string) bool {
+	if s == "" || s[0] != ',' {
+		return false
+	}
+	s = s[1:]
+	if len(list) == 0 {
+		return s == ","
+	}
+	for _, v := range list {
+		if len(s) <= len(v) || s[:len(v)] != v || s[len(v)] != ',' {
+			return false
+		}
+		s = s[len(v)+1:]
+	}
+	return s == ""
 }

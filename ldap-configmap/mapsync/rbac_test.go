@@ -35,7 +35,7 @@ func TestRBAC(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}}
 	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ToolName + "-" + c.Namespace}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch", "patch"}},
 	}}
 	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: ToolName, Namespace: saNS}}
 	k := env.Kube.Client
