@@ -49,8 +49,8 @@ func TestReapPodDeleteOptions(t *testing.T) {
 				return false, nil, nil
 			})
 			r, rec := fakeReaper(&Config{GracePeriodSeconds: c.grace, AgeFrom: AgeFromCreation}, client)
-			v := r.policy.Evaluate(pod, r.clock.Now())
-			if err := r.reapPod(context.Background(), Expiry{Pod: pod, Verdict: v, Job: "j"}); err != nil {
+			v := r.policy.Evaluate(asPod(pod), r.clock.Now())
+			if err := r.reapPod(context.Background(), Expiry{Pod: asPod(pod), Verdict: v, Job: "j"}); err != nil {
 				t.Fatal(err)
 			}
 			if (got.GracePeriodSeconds == nil) != (c.want == nil) || (c.want != nil && *got.GracePeriodSeconds != *c.want) {
@@ -90,8 +90,8 @@ func TestReapPodGraceCapped(t *testing.T) {
 				return false, nil, nil
 			})
 			r, _ := fakeReaper(&Config{GracePeriodSeconds: c.grace, MaxGracePeriod: 30 * time.Second, AgeFrom: AgeFromCreation}, client)
-			v := r.policy.Evaluate(pod, r.clock.Now())
-			if err := r.reapPod(context.Background(), Expiry{Pod: pod, Verdict: v, Job: "j"}); err != nil {
+			v := r.policy.Evaluate(asPod(pod), r.clock.Now())
+			if err := r.reapPod(context.Background(), Expiry{Pod: asPod(pod), Verdict: v, Job: "j"}); err != nil {
 				t.Fatal(err)
 			}
 			if got.GracePeriodSeconds == nil || *got.GracePeriodSeconds != c.want {
@@ -116,11 +116,11 @@ func TestReapPodShortensTerminating(t *testing.T) {
 		return false, nil, nil
 	})
 	r, rec := fakeReaper(&Config{GracePeriodSeconds: -1, MaxGracePeriod: 30 * time.Second, AgeFrom: AgeFromCreation}, client)
-	v := r.policy.Evaluate(pod, r.clock.Now())
+	v := r.policy.Evaluate(asPod(pod), r.clock.Now())
 	if !v.Shorten || !v.Expired {
 		t.Fatalf("Evaluate() = %+v, want expired and to shorten", v)
 	}
-	if err := r.reapPod(context.Background(), Expiry{Pod: pod, Verdict: v, Job: "j"}); err != nil {
+	if err := r.reapPod(context.Background(), Expiry{Pod: asPod(pod), Verdict: v, Job: "j"}); err != nil {
 		t.Fatal(err)
 	}
 	if got.GracePeriodSeconds == nil || *got.GracePeriodSeconds != 30 {
@@ -150,8 +150,8 @@ func TestReapPodDeleteErrors(t *testing.T) {
 			client := fake.NewClientset()
 			client.PrependReactor("delete", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, c.err })
 			r, _ := fakeReaper(&Config{GracePeriodSeconds: -1, AgeFrom: AgeFromCreation}, client)
-			v := r.policy.Evaluate(pod, r.clock.Now())
-			err := r.reapPod(context.Background(), Expiry{Pod: pod, Verdict: v, Job: "j"})
+			v := r.policy.Evaluate(asPod(pod), r.clock.Now())
+			err := r.reapPod(context.Background(), Expiry{Pod: asPod(pod), Verdict: v, Job: "j"})
 			if (err != nil) != c.wantErr {
 				t.Errorf("reapPod() error = %v, want error %v", err, c.wantErr)
 			}

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -31,7 +30,7 @@ type Object struct {
 
 // Expiry is a pod whose walltime has run out, with the objects of its job.
 type Expiry struct {
-	Pod        *corev1.Pod
+	Pod        *Pod
 	Verdict    Verdict
 	Job        string
 	Companions []Object
@@ -43,7 +42,7 @@ type Expiry struct {
 
 // Invalid is a pod with an unparseable lifetime annotation.
 type Invalid struct {
-	Pod *corev1.Pod
+	Pod *Pod
 	Err error
 }
 
@@ -69,7 +68,7 @@ type Plan struct {
 
 // BuildPlan decides, for the pods and companion objects in scope, which pods
 // have expired, which objects go with them and which objects are orphans.
-func BuildPlan(pods []*corev1.Pod, objects []Object, now, passStart time.Time, p Policy, jobLabel string, orphanMinAge time.Duration) Plan {
+func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy, jobLabel string, orphanMinAge time.Duration) Plan {
 	plan := Plan{Skipped: map[string]int{}}
 	live := map[NamespacedJob]bool{}
 	byJob := map[NamespacedJob][]Object{}

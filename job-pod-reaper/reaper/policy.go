@@ -3,8 +3,6 @@ package reaper
 import (
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/walltime"
 )
@@ -76,7 +74,7 @@ type Verdict struct {
 }
 
 // Evaluate returns the verdict on pod at now.
-func (p Policy) Evaluate(pod *corev1.Pod, now time.Time) Verdict {
+func (p Policy) Evaluate(pod *Pod, now time.Time) Verdict {
 	v := p.evaluate(pod, now)
 	if pod.DeletionTimestamp == nil {
 		return v
@@ -89,7 +87,7 @@ func (p Policy) Evaluate(pod *corev1.Pod, now time.Time) Verdict {
 // the moment the kubelet kills it) ends after max(deadline, now) + MaxGrace
 // and its grace period is longer than MaxGrace: a pod deleted by its owner
 // with gracePeriodSeconds of a year would otherwise run for a year.
-func (p Policy) terminating(pod *corev1.Pod, v Verdict, now time.Time) Verdict {
+func (p Policy) terminating(pod *Pod, v Verdict, now time.Time) Verdict {
 	skip := Verdict{Skip: SkipTerminating}
 	if p.MaxGrace <= 0 || v.Skip != "" {
 		return skip
@@ -113,7 +111,7 @@ func (p Policy) terminating(pod *corev1.Pod, v Verdict, now time.Time) Verdict {
 }
 
 // evaluate is the verdict on pod as if it were not terminating.
-func (p Policy) evaluate(pod *corev1.Pod, now time.Time) Verdict {
+func (p Policy) evaluate(pod *Pod, now time.Time) Verdict {
 	var v Verdict
 	raw, ok := pod.Annotations[identity.LifetimeAnnotation]
 	if ok {
@@ -142,11 +140,11 @@ func (p Policy) evaluate(pod *corev1.Pod, now time.Time) Verdict {
 		v.Lifetime, v.Source = p.MaxLifetime, SourceMax
 	}
 	if p.AgeFrom == AgeFromStart {
-		if pod.Status.StartTime == nil {
+		if pod.StartTime == nil {
 			v.Skip = SkipNotStarted
 			return v
 		}
-		v.Start = pod.Status.StartTime.Time
+		v.Start = pod.StartTime.Time
 	} else {
 		v.Start = pod.CreationTimestamp.Time
 	}

@@ -46,6 +46,17 @@ func testPod(ns, name string, lifetime *string, labels map[string]string) *corev
 
 func ptr[T any](v T) *T { return &v }
 
+// asPod is pod as the reaper sees it (every label kept).
+func asPod(pod *corev1.Pod) *Pod { return (&Reaper{cfg: &Config{}}).slim(pod) }
+
+func asPods(pods ...*corev1.Pod) []*Pod {
+	out := make([]*Pod, len(pods))
+	for i, p := range pods {
+		out[i] = asPod(p)
+	}
+	return out
+}
+
 // TestEvaluateSharedTable: every accepted value expires exactly at creation
 // + its duration; every rejected value is reported as invalid.
 func TestEvaluateSharedTable(t *testing.T) {
@@ -54,17 +65,17 @@ func TestEvaluateSharedTable(t *testing.T) {
 			pod := testPod("ns", "p", ptr(c.Value), nil)
 			p := Policy{AgeFrom: AgeFromCreation}
 			if !c.Accepted {
-				v := p.Evaluate(pod, t0.Add(1000*time.Hour))
+				v := p.Evaluate(asPod(pod), t0.Add(1000*time.Hour))
 				if v.Invalid == nil || v.Skip != SkipInvalidLifetime || v.Expired {
 					t.Fatalf("Evaluate(%q) = %+v, want invalid and skipped", c.Value, v)
 				}
 				return
 			}
-			before := p.Evaluate(pod, t0.Add(c.Duration-time.Nanosecond))
+			before := p.Evaluate(asPod(pod), t0.Add(c.Duration-time.Nanosecond))
 			if before.Expired || before.Skip != "" || !before.Next.Equal(t0.Add(c.Duration)) {
 				t.Errorf("Evaluate(%q) just before the end = %+v, want waiting until %v", c.Value, before, t0.Add(c.Duration))
 			}
-			at := p.Evaluate(pod, t0.Add(c.Duration))
+			at := p.Evaluate(asPod(pod), t0.Add(c.Duration))
 			if !at.Expired || at.Lifetime != c.Duration || at.Source != SourceAnnotation {
 				t.Errorf("Evaluate(%q) at the end = %+v, want expired with lifetime %v", c.Value, at, c.Duration)
 			}
@@ -158,7 +169,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := c.policy.Evaluate(c.pod(), c.now)
+			got := c.policy.Evaluate(asPod(c.pod()), c.now)
 			gotInvalid := got.Invalid != nil
 			got.Invalid = nil
 			if diff := cmp.Diff(c.want, got); diff != "" {
@@ -259,7 +270,7 @@ func TestEvaluateTerminating(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := c.policy.Evaluate(c.pod(), c.now)
+			got := c.policy.Evaluate(asPod(c.pod()), c.now)
 			if diff := cmp.Diff(c.want, got); diff != "" {
 				t.Errorf("Evaluate() mismatch (-want +got):\n%s", diff)
 			}
@@ -313,7 +324,7 @@ func TestBuildPlan(t *testing.T) {
 		{Kind: KindSecret, Namespace: "a", Name: "new-orphan", Job: "gone2", Created: t0.Add(2 * time.Hour)},
 	}
 	now := t0.Add(2 * time.Hour)
-	plan := BuildPlan([]*corev1.Pod{p1h, p3h, p30m, shared1, shared2, bPod, noLife}, objs, now, now, Policy{AgeFrom: AgeFromCreation}, "job", time.Minute)
+	plan := BuildPlan(asPods(p1h, p3h, p30m, shared1, shared2, bPod, noLife), objs, now, now, Policy{AgeFrom: AgeFromCreation}, "job", time.Minute)
 
 	var gotExpired []string
 	companions := map[string][]string{}
@@ -351,7 +362,7 @@ func TestBuildPlanNoJobLabel(t *testing.T) {
 	pod := testPod("a", "p", ptr("1h"), map[string]string{"job": "j1"})
 	objs := []Object{{Kind: KindConfigMap, Namespace: "a", Name: "cm", Job: "", Created: t0.Add(-time.Hour)}}
 	now := t0.Add(2 * time.Hour)
-	plan := BuildPlan([]*corev1.Pod{pod}, objs, now, now, Policy{AgeFrom: AgeFromCreation}, "", time.Minute)
+	plan := BuildPlan(asPods(pod), objs, now, now, Policy{AgeFrom: AgeFromCreation}, "", time.Minute)
 	if len(plan.Expired) != 1 || len(plan.Expired[0].Companions) != 0 || len(plan.Orphans) != 0 {
 		t.Errorf("BuildPlan with job label none = %+v, want the pod only", plan)
 	}

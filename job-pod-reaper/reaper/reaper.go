@@ -342,44 +342,10 @@ func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
 		return nil
 	}
 	log := r.log.With(zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job))
-	grace := r.gracePeriod(pod)
-	shorten := e.Verdict.Shorten
-	if shorten {
-		log = log.With(zap.Int64p("deletionGracePeriodSeconds", pod.DeletionGracePeriodSeconds), zap.Int64p("gracePeriodSeconds", grace))
-	}
-	switch {
-	case r.cfg.DryRun && shorten:
-		log.Info("Would shorten the grace period of terminating pod", zap.Duration("walltime", e.Verdict.Lifetime), zap.Time("deadline", e.Verdict.Deadline), zap.Bool("dryRun", true))
-	case r.cfg.DryRun:
-		log.Info("Would delete pod", zap.Duration("walltime", e.Verdict.Lifetime), zap.Time("deadline", e.Verdict.Deadline), zap.Bool("dryRun", true))
-	default:
-		uid := pod.UID
-		opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, GracePeriodSeconds: grace}
-		err := r.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, opts)
-		switch {
-		case err == nil && shorten:
-			now := r.clock.Now()
-			r.metrics.reaped.WithLabelValues(KindPod).Inc()
-			r.metrics.graceShortened.Inc()
-			r.event(pod, corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded; shortened the pod's termination grace period from %ds to %ds",
-				e.Verdict.Lifetime, *pod.DeletionGracePeriodSeconds, *grace)
-			log.Info("Shortened the grace period of terminating pod")
-			r.account(pod, e, now)
-		case err == nil:
-			now := r.clock.Now()
-			r.metrics.reaped.WithLabelValues(KindPod).Inc()
-			r.metrics.expiryLag.Observe(now.Sub(e.Verdict.Deadline).Seconds())
-			r.event(pod, corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded", e.Verdict.Lifetime)
-			r.account(pod, e, now)
-		case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-			// Gone already, or replaced by a new pod of the same name: done.
-			log.Debug("Pod already gone", zap.Error(err))
-		default:
-			r.unclaim(pod.UID)
-			r.metrics.errors.Inc()
-			log.Error("Failed to delete pod", zap.Error(err))
-			return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
-		}
+	if err := r.deletePod(ctx, e, log); err != nil {
+		r.unclaim(pod.UID)
+		r.metrics.errors.Inc()
+		return err
 	}
 	var errs []error
 	for _, o := range e.Companions {
@@ -395,14 +361,98 @@ func (r *Reaper) reapPod(ctx context.Context, e Expiry) error {
 	return errors.Join(errs...)
 }
 
+// deletePod deletes (or, in dry-run, would delete) an expired pod and
+// records the Event and the accounting line. A pod from the daemon's
+// metadata-only cache is read first (readPod), for its grace period and
+// the accounting record; one that is gone, or replaced by another pod of
+// the same name, is done.
+func (r *Reaper) deletePod(ctx context.Context, e Expiry, log *zap.Logger) error {
+	pod := e.Pod
+	if !pod.SpecKnown {
+		full, err := r.readPod(ctx, pod)
+		if err != nil {
+			log.Error("Failed to read pod", zap.Error(err))
+			return err
+		}
+		if full == nil {
+			log.Debug("Pod already gone")
+			return nil
+		}
+		pod = full
+	}
+	grace := r.gracePeriod(pod)
+	shorten := e.Verdict.Shorten
+	if shorten {
+		log = log.With(zap.Int64p("deletionGracePeriodSeconds", pod.DeletionGracePeriodSeconds), zap.Int64p("gracePeriodSeconds", grace))
+	}
+	if r.cfg.DryRun {
+		msg := "Would delete pod"
+		if shorten {
+			msg = "Would shorten the grace period of terminating pod"
+		}
+		log.Info(msg, zap.Duration("walltime", e.Verdict.Lifetime), zap.Time("deadline", e.Verdict.Deadline), zap.Bool("dryRun", true))
+		return nil
+	}
+	uid := pod.UID
+	opts := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}, GracePeriodSeconds: grace}
+	err := r.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, opts)
+	switch {
+	case err == nil && shorten:
+		now := r.clock.Now()
+		r.metrics.reaped.WithLabelValues(KindPod).Inc()
+		r.metrics.graceShortened.Inc()
+		r.event(pod.ref(), corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded; shortened the pod's termination grace period from %ds to %ds",
+			e.Verdict.Lifetime, deref(pod.DeletionGracePeriodSeconds), deref(grace))
+		log.Info("Shortened the grace period of terminating pod")
+		r.account(pod, e, now)
+	case err == nil:
+		now := r.clock.Now()
+		r.metrics.reaped.WithLabelValues(KindPod).Inc()
+		r.metrics.expiryLag.Observe(now.Sub(e.Verdict.Deadline).Seconds())
+		r.event(pod.ref(), corev1.EventTypeWarning, ReasonWalltimeExceeded, "walltime of %s exceeded", e.Verdict.Lifetime)
+		r.account(pod, e, now)
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		// Gone already, or replaced by a new pod of the same name: done.
+		log.Debug("Pod already gone", zap.Error(err))
+	default:
+		log.Error("Failed to delete pod", zap.Error(err))
+		return fmt.Errorf("delete pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// readPod reads pod (a LIST by name: the reaper's RBAC grants list, not
+// get), for what the metadata-only cache lacks; nil when it is gone or was
+// replaced by another pod of the same name. The read is consistent (no
+// resourceVersion): an absent pod is really gone.
+func (r *Reaper) readPod(ctx context.Context, pod *Pod) (*Pod, error) {
+	l, err := r.client.CoreV1().Pods(pod.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name})
+	if err != nil {
+		return nil, fmt.Errorf("read pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	for i := range l.Items {
+		if p := &l.Items[i]; p.Name == pod.Name && p.UID == pod.UID {
+			return r.slim(p), nil
+		}
+	}
+	return nil, nil
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
 // gracePeriod is the termination grace period of the reaper's deletion of
 // pod: --grace-period-seconds, or the pod's own terminationGracePeriodSeconds
 // (-1), never more than --max-grace-period (nil: the pod's own, uncapped,
 // only for a Config without a cap).
-func (r *Reaper) gracePeriod(pod *corev1.Pod) *int64 {
+func (r *Reaper) gracePeriod(pod *Pod) *int64 {
 	g := r.cfg.GracePeriodSeconds
-	if g < 0 && pod.Spec.TerminationGracePeriodSeconds != nil {
-		g = *pod.Spec.TerminationGracePeriodSeconds
+	if g < 0 && pod.TerminationGracePeriodSeconds != nil {
+		g = *pod.TerminationGracePeriodSeconds
 	}
 	if limit := r.cfg.maxGraceSeconds(); limit > 0 && (g < 0 || g > limit) {
 		g = limit
@@ -415,22 +465,17 @@ func (r *Reaper) gracePeriod(pod *corev1.Pod) *int64 {
 
 // account writes the accounting record of a reaped pod: one structured line,
 // the raw material for charging.
-func (r *Reaper) account(pod *corev1.Pod, e Expiry, deleted time.Time) {
-	var cpuMilli, memBytes int64
-	for _, c := range pod.Spec.Containers {
-		cpuMilli += c.Resources.Requests.Cpu().MilliValue()
-		memBytes += c.Resources.Requests.Memory().Value()
-	}
+func (r *Reaper) account(pod *Pod, e Expiry, deleted time.Time) {
 	// started is the pod's status.startTime, empty for a pod that never
 	// started (the walltime may count from creation).
 	started := zap.String("started", "")
-	if pod.Status.StartTime != nil {
-		started = zap.Time("started", pod.Status.StartTime.Time)
+	if pod.StartTime != nil {
+		started = zap.Time("started", pod.StartTime.Time)
 	}
 	r.acct.Info("Reaped pod",
 		zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job),
 		zap.String("account", pod.Labels[identity.AccountLabel]),
-		zap.Int64("cpuRequestMillicores", cpuMilli), zap.Int64("memoryRequestBytes", memBytes),
+		zap.Int64("cpuRequestMillicores", pod.CPURequestMillicores), zap.Int64("memoryRequestBytes", pod.MemoryRequestBytes),
 		zap.Time("created", pod.CreationTimestamp.Time), started,
 		zap.Time("deleted", deleted), zap.Duration("walltime", e.Verdict.Lifetime),
 		zap.String("walltimeSource", e.Verdict.Source), zap.Duration("lag", deleted.Sub(e.Verdict.Deadline)))
@@ -492,7 +537,7 @@ func (r *Reaper) warn(e Expiry) {
 		return
 	}
 	left := e.Verdict.Deadline.Sub(r.clock.Now()).Round(time.Second)
-	r.event(e.Pod, corev1.EventTypeWarning, ReasonWalltimeEnding,
+	r.event(e.Pod.ref(), corev1.EventTypeWarning, ReasonWalltimeEnding,
 		"walltime of %s ends at %s (in %s); the pod will then be deleted", e.Verdict.Lifetime, e.Verdict.Deadline.UTC().Format(time.RFC3339), left)
 	r.metrics.warnings.Inc()
 	r.log.Info("Warned of walltime end", zap.String("namespace", e.Pod.Namespace), zap.String("pod", e.Pod.Name),
@@ -504,7 +549,7 @@ func (r *Reaper) warn(e Expiry) {
 // errors_total count it once per pod in each process; the error log and
 // the InvalidWalltime Event come only when the pod carries no such Event
 // yet (one LIST of the pod's Events, the first time this process sees it).
-func (r *Reaper) reportInvalid(ctx context.Context, pod *corev1.Pod, err error) {
+func (r *Reaper) reportInvalid(ctx context.Context, pod *Pod, err error) {
 	r.mu.Lock()
 	done := r.reported[pod.UID]
 	r.reported[pod.UID] = true
@@ -528,7 +573,7 @@ func (r *Reaper) reportInvalid(ctx context.Context, pod *corev1.Pod, err error) 
 	}
 	log.Error("Found unparseable lifetime", zap.Error(err))
 	if !r.cfg.DryRun {
-		r.event(pod, corev1.EventTypeWarning, ReasonInvalidWalltime, "%v", err)
+		r.event(pod.ref(), corev1.EventTypeWarning, ReasonInvalidWalltime, "%v", err)
 	}
 }
 
@@ -560,4 +605,4 @@ func runAll(fns []func() error, n int) []error {
 	return errs
 }
 
-func keyOf(pod *corev1.Pod) string { return pod.Namespace + "/" + pod.Name }
+func keyOf(pod *Pod) string { return pod.Namespace + "/" + pod.Name }

@@ -26,7 +26,7 @@ var companionKinds = []struct {
 
 // snapshot is what a pass sees: the pods and companion objects in scope.
 type snapshot struct {
-	pods      []*corev1.Pod
+	pods      []*Pod
 	objects   []Object
 	forbidden []string
 }

@@ -12,16 +12,12 @@ import (
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
-
-// jobIndex indexes pods and companions by "namespace/job".
-const jobIndex = "job"
 
 // workers is the number of goroutines deleting pods whose time has come.
 const workers = 16
@@ -207,7 +203,7 @@ func (r *Reaper) syncPod(ctx context.Context, key string) error {
 }
 
 // schedule puts a pod in the queue for its next due time.
-func (w *watch) schedule(pod *corev1.Pod) {
+func (w *watch) schedule(pod *Pod) {
 	r := w.r
 	now := r.clock.Now()
 	v := r.policy.Evaluate(pod, now)
@@ -224,17 +220,18 @@ func (w *watch) schedule(pod *corev1.Pod) {
 }
 
 // companions returns the objects of job, and true, when no other pod of the
-// job in the namespace is still within its walltime.
-func (w *watch) companions(pod *corev1.Pod, job string, now time.Time) ([]Object, bool) {
+// job in the namespace is still within its walltime. (The caches are
+// indexed by namespace, not by job: an index entry per job would cost
+// more than scanning a namespace's objects at each deletion.)
+func (w *watch) companions(pod *Pod, job string, now time.Time) ([]Object, bool) {
 	c := w.cacheFor(pod.Namespace)
 	if c == nil {
 		return nil, false
 	}
-	k := pod.Namespace + "/" + job
-	others, _ := c.pods.GetIndexer().ByIndex(jobIndex, k)
+	others, _ := c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, pod.Namespace)
 	for _, o := range others {
-		p, ok := o.(*corev1.Pod)
-		if !ok || p.UID == pod.UID {
+		p, ok := o.(*Pod)
+		if !ok || p.UID == pod.UID || JobOf(p.Labels, w.r.jobLabel) != job {
 			continue
 		}
 		if v := w.r.policy.Evaluate(p, now); !v.Expired {
@@ -247,10 +244,10 @@ func (w *watch) companions(pod *corev1.Pod, job string, now time.Time) ([]Object
 		if inf == nil {
 			continue
 		}
-		items, _ := inf.GetIndexer().ByIndex(jobIndex, k)
+		items, _ := inf.GetIndexer().ByIndex(cache.NamespaceIndex, pod.Namespace)
 		for _, it := range items {
-			if m, err := meta.Accessor(it); err == nil {
-				out = append(out, objectFromAccessor(ck.kind, m, w.r.jobLabel))
+			if o, ok := it.(*cachedObject); ok && o.Job == job {
+				out = append(out, o.object(ck.kind))
 			}
 		}
 	}
@@ -282,7 +279,7 @@ func (w *watch) snapshot(ctx context.Context) (*snapshot, error) {
 	}
 	for _, c := range caches {
 		for _, o := range c.pods.GetStore().List() {
-			if p, ok := o.(*corev1.Pod); ok && w.inScope(p.Namespace) {
+			if p, ok := o.(*Pod); ok && w.inScope(p.Namespace) {
 				snap.pods = append(snap.pods, p)
 			}
 		}
@@ -292,9 +289,8 @@ func (w *watch) snapshot(ctx context.Context) (*snapshot, error) {
 				continue
 			}
 			for _, o := range inf.GetStore().List() {
-				m, err := meta.Accessor(o)
-				if err == nil && w.inScope(m.GetNamespace()) {
-					snap.objects = append(snap.objects, objectFromAccessor(ck.kind, m, w.r.jobLabel))
+				if co, ok := o.(*cachedObject); ok && w.inScope(co.Namespace) {
+					snap.objects = append(snap.objects, co.object(ck.kind))
 				}
 			}
 		}
@@ -395,12 +391,23 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 	r := w.r
 	ctx, stop := context.WithCancel(w.ctx)
 	podSel := r.podSelector.String()
-	f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSel }),
-		informers.WithTransform(r.slimPod))
-	c := &objCache{pods: f.Core().V1().Pods().Informer(), objects: map[string]cache.SharedIndexInformer{}, stop: stop}
-	if err := c.pods.AddIndexers(cache.Indexers{jobIndex: r.jobIndexFunc}); err != nil {
-		return nil, nil, fmt.Errorf("add pod index: %w", err)
+	byNamespace := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+	c := &objCache{objects: map[string]cache.SharedIndexInformer{}, stop: stop}
+	var starts []func()
+	if r.cfg.AgeFrom == AgeFromStart {
+		// status.startTime is not metadata: whole pods are read (and
+		// slimmed as they arrive).
+		f := informers.NewSharedInformerFactoryWithOptions(r.client, 0, informers.WithNamespace(ns),
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = podSel }))
+		c.pods = f.Core().V1().Pods().Informer()
+		starts = append(starts, func() { f.Start(ctx.Done()) })
+	} else {
+		c.pods = metadatainformer.NewFilteredMetadataInformer(r.meta, corev1.SchemeGroupVersion.WithResource("pods"), ns, 0,
+			byNamespace, func(o *metav1.ListOptions) { o.LabelSelector = podSel }).Informer()
+		starts = append(starts, func() { go c.pods.RunWithContext(ctx) })
+	}
+	if err := c.pods.SetTransform(r.slimPod); err != nil {
+		return nil, nil, fmt.Errorf("set pod transform: %w", err)
 	}
 	if _, err := c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { w.podChanged(obj) },
@@ -409,13 +416,11 @@ func (w *watch) newObjCache(ns string) (*objCache, func(), error) {
 	}); err != nil {
 		return nil, nil, fmt.Errorf("add pod handler: %w", err)
 	}
-	starts := []func(){func() { f.Start(ctx.Done()) }}
 	if r.jobLabel != "" {
 		objSel := r.objSelector.String()
 		tweak := func(o *metav1.ListOptions) { o.LabelSelector = objSel }
 		for _, ck := range companionKinds {
-			inf := metadatainformer.NewFilteredMetadataInformer(r.meta, ck.gvr, ns, 0,
-				cache.Indexers{jobIndex: r.jobIndexFunc}, tweak).Informer()
+			inf := metadatainformer.NewFilteredMetadataInformer(r.meta, ck.gvr, ns, 0, byNamespace, tweak).Informer()
 			if err := inf.SetTransform(r.slimMetadata); err != nil {
 				return nil, nil, fmt.Errorf("set %s transform: %w", ck.kind, err)
 			}
@@ -438,20 +443,8 @@ func (c *objCache) synced() []cache.InformerSynced {
 	return out
 }
 
-func (r *Reaper) jobIndexFunc(obj any) ([]string, error) {
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return nil, err
-	}
-	job := JobOf(m.GetLabels(), r.jobLabel)
-	if job == "" {
-		return nil, nil
-	}
-	return []string{m.GetNamespace() + "/" + job}, nil
-}
-
 func (w *watch) podChanged(obj any) {
-	if pod, ok := obj.(*corev1.Pod); ok {
+	if pod, ok := obj.(*Pod); ok {
 		w.schedule(pod)
 	}
 }
@@ -460,7 +453,7 @@ func (w *watch) podDeleted(obj any) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	if pod, ok := obj.(*corev1.Pod); ok {
+	if pod, ok := obj.(*Pod); ok {
 		w.r.forget(pod.UID)
 	}
 }
@@ -477,7 +470,7 @@ func (w *watch) namespaceChanged(obj any) {
 	}
 	pods, _ := c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, ns.Name)
 	for _, o := range pods {
-		if p, ok := o.(*corev1.Pod); ok {
+		if p, ok := o.(*Pod); ok {
 			w.schedule(p)
 		}
 	}
@@ -513,7 +506,7 @@ func (w *watch) cacheFor(ns string) *objCache {
 }
 
 // pod returns the cached pod with key "namespace/name", or nil.
-func (w *watch) pod(key string) *corev1.Pod {
+func (w *watch) pod(key string) *Pod {
 	ns, _, _ := cache.SplitMetaNamespaceKey(key)
 	c := w.cacheFor(ns)
 	if c == nil {
@@ -523,7 +516,7 @@ func (w *watch) pod(key string) *corev1.Pod {
 	if err != nil || !ok {
 		return nil
 	}
-	p, _ := o.(*corev1.Pod)
+	p, _ := o.(*Pod)
 	return p
 }
 
@@ -547,15 +540,12 @@ func (w *watch) inScope(ns string) bool {
 	return w.nsSelected(ns)
 }
 
-// stripManagedFields drops managedFields from cached objects (memory).
-func stripManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 func objectFromAccessor(kind string, m metav1.Object, jobLabel string) Object {
 	return Object{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName(), UID: m.GetUID(),
 		Job: JobOf(m.GetLabels(), jobLabel), Created: m.GetCreationTimestamp().Time}
+}
+
+// object is the cached object o of kind as the plan sees it.
+func (o *cachedObject) object(kind string) Object {
+	return Object{Kind: kind, Namespace: o.Namespace, Name: o.Name, UID: o.UID, Job: o.Job, Created: o.CreationTimestamp.Time}
 }

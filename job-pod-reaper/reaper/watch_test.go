@@ -31,7 +31,7 @@ func TestWatchReapsWhenWalltimeEnds(t *testing.T) {
 	deadline := pod.CreationTimestamp.Add(time.Hour)
 	key := ns + "/session"
 	eventually(t, "pod and objects in the reaper's caches", func() (bool, error) {
-		objs, last := h.r.watch.companions(pod, "j1", deadline)
+		objs, last := h.r.watch.companions(asPod(pod), "j1", deadline)
 		return h.r.watch.pod(key) != nil && len(objs) == 2 && last, nil
 	})
 
