@@ -13,15 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 
-	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
-	"github.com/kubehpc/kubehpc/pkg/kubeclient"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -164,13 +159,9 @@ func benchService(b *testing.B, qps float32) {
 	}
 	c.ListenAddress, c.TLSCertFile, c.TLSKeyFile = "127.0.0.1:0", certFile, keyFile
 	installRBAC(b)
-	counted, counter := kubeclient.Count(fastConfig(env.Kube.Config, qps))
-	client, err := kubernetes.NewForConfig(counted)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pass, err := c.Build(context.Background(), app.Env{Log: zap.NewNop(), Clock: clock.RealClock{}, Registry: prometheus.NewRegistry(),
-		RESTConfig: counted, Client: client, Daemon: daemon.Options{Interval: time.Hour}})
+	a := env.App(b, testenv.AppOptions{Config: fastConfig(env.Kube.Config, qps), Log: zap.NewNop(), Daemon: daemon.Options{Interval: time.Hour}})
+	counter := a.Counter
+	pass, err := c.Build(context.Background(), a.Env)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,11 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/kubeclient"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
@@ -162,23 +160,14 @@ type fixture struct {
 func newFixture(t testing.TB, c *Config, restCfg *rest.Config) *fixture {
 	t.Helper()
 	installRBAC(t)
-	if restCfg == nil {
-		restCfg = env.Kube.Config
-	}
-	counted, counter := kubeclient.Count(restCfg)
-	client, err := kubernetes.NewForConfig(counted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))
-	reg := prometheus.NewRegistry()
-	b, err := c.NewBootstrapper(app.Env{Log: zaptest.NewLogger(t), Clock: clk, Registry: reg, RESTConfig: counted, Client: client})
+	a := env.App(t, testenv.AppOptions{Config: restCfg, Now: time.Unix(1_800_000_000, 0), Log: zaptest.NewLogger(t)})
+	b, err := c.NewBootstrapper(a.Env)
 	if err != nil {
 		t.Fatalf("NewBootstrapper() = %v", err)
 	}
 	b.PollInterval = 50 * time.Millisecond
-	counter.Reset()
-	return &fixture{b: b, counter: counter, clock: clk, reg: reg, cfg: c}
+	a.Counter.Reset()
+	return &fixture{b: b, counter: a.Counter, clock: a.FakeClock, reg: a.Registry, cfg: c}
 }
 
 // cleanupNamespace deletes ns when the test ends.

@@ -9,16 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zaptest"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 
-	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
@@ -42,15 +38,9 @@ func startService(t *testing.T, c *Config) (string, *http.Client, *Pass) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	saCfg := env.Kube.ServiceAccountConfig("namespace-bootstrap", "namespace-bootstrap")
-	client, err := kubernetes.NewForConfig(saCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pass, err := c.Build(context.Background(), app.Env{
-		Log: zaptest.NewLogger(t), Clock: clock.RealClock{}, Registry: prometheus.NewRegistry(),
-		RESTConfig: saCfg, Client: client, Daemon: daemon.Options{Interval: time.Minute},
-	})
+	a := env.App(t, testenv.AppOptions{Config: env.Kube.ServiceAccountConfig("namespace-bootstrap", "namespace-bootstrap"),
+		Log: zaptest.NewLogger(t), Daemon: daemon.Options{Interval: time.Minute}})
+	pass, err := c.Build(context.Background(), a.Env)
 	if err != nil {
 		t.Fatalf("Build() = %v", err)
 	}

@@ -11,15 +11,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 
-	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/kubeclient"
@@ -81,7 +78,6 @@ func newHarness(t testing.TB, o harnessOpts, mutate func(*Config)) *harness {
 	if o.offset == 0 {
 		o.offset = week + 24*time.Hour
 	}
-	h.clock = clocktesting.NewFakeClock(time.Now().Add(o.offset))
 	cfg := o.restConfig
 	if cfg == nil {
 		cfg = env.Kube.Config
@@ -95,12 +91,11 @@ func newHarness(t testing.TB, o harnessOpts, mutate func(*Config)) *harness {
 			})
 		}
 	}
-	cfg, h.counter = kubeclient.Count(cfg)
-	h.reg = prometheus.NewRegistry()
+	a := env.App(t, testenv.AppOptions{Config: cfg, Now: time.Now().Add(o.offset), Daemon: daemon.Options{Once: !o.watch}})
+	h.clock, h.counter, h.reg = a.FakeClock, a.Counter, a.Registry
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	pass, err := c.Build(ctx, app.Env{Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel)), Clock: h.clock, Registry: h.reg,
-		RESTConfig: cfg, Daemon: daemon.Options{Once: !o.watch}})
+	pass, err := c.Build(ctx, a.Env)
 	if err != nil {
 		t.Fatalf("Build() = %v", err)
 	}
