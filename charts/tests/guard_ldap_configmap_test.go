@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
-	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -37,34 +36,10 @@ func nsPatch(c kubernetes.Interface, name, metadata string) error {
 // widenRBAC grants the ServiceAccount far more than the chart does (as a
 // mistaken extra binding would), so that what it then attempts reaches the
 // guard, and waits until the authorizer sees the grant.
-func widenRBAC(t *testing.T, sa string, c kubernetes.Interface) {
+func widenRBAC(t *testing.T, sa string) {
 	t.Helper()
-	ctx := context.Background()
-	name := "guard-test-widen-" + sa
-	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces", "secrets"}, Verbs: []string{"*"}}}}
-	if _, err := env.Kube.Client.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: releaseNamespace}}}
-	if _, err := env.Kube.Client.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = env.Kube.Client.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
-		_ = env.Kube.Client.RbacV1().ClusterRoles().Delete(context.Background(), name, metav1.DeleteOptions{})
-	})
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		review := &authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authv1.ResourceAttributes{
-			Verb: "create", Resource: "configmaps", Namespace: "kube-system"}}}
-		res, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
-		return err == nil && res.Status.Allowed, nil
-	})
-	if err != nil {
-		t.Fatalf("widened RBAC not in effect: %v", err)
-	}
+	env.ServiceAccount(t, releaseNamespace, sa, testenv.Grant{Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"configmaps", "namespaces", "secrets"}, Verbs: []string{"*"}}}})
 }
 
 // TestGuardLdapConfigMap proves the chart's ldap-configmap guard on the API
@@ -138,7 +113,7 @@ func TestGuardLdapConfigMap(t *testing.T) {
 	}
 
 	// The second wall: RBAC widened by mistake.
-	widenRBAC(t, "ldap-configmap", sa)
+	widenRBAC(t, "ldap-configmap")
 	if _, err := env.Kube.Client.CoreV1().ConfigMaps(releaseNamespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "user-uid-map"}},
 		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
