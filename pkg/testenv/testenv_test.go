@@ -10,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -146,4 +147,18 @@ func TestLDAPSizeLimitForcesPaging(t *testing.T) {
 	if len(res.Entries) != 1200 {
 		t.Errorf("paged search returned %d users, want 1200", len(res.Entries))
 	}
+}
+
+// configMapWriter is a Role that may create ConfigMaps, bound to sa.
+func configMapWriter(ns, sa string) (*rbacv1.Role, *rbacv1.RoleBinding) {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "cm-writer"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create"}}},
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "cm-writer-" + sa},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: ns}},
+	}
+	return role, rb
 }
