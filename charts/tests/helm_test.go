@@ -35,8 +35,9 @@ func subchart(t testing.TB, name string) string {
 // subcharts are the umbrella's subcharts.
 var subcharts = []string{"ldap-configmap", "job-pod-reaper", "namespace-reaper", "namespace-bootstrap", "policies"}
 
-// libraryUsers are the subcharts that depend on the library chart kubehpc-lib.
-var libraryUsers = subcharts[:4]
+// libraryUsers are the subcharts that depend on the library chart kubehpc-lib:
+// all of them.
+var libraryUsers = subcharts
 
 // run runs a command with a time limit and returns its stdout; stderr is in
 // the error.

@@ -6,7 +6,7 @@
 {{- if and (eq .Values.rbac.scope "namespaces") (not .Values.reapNamespaces) }}
 - "--per-namespace"
 {{- end }}
-- {{ print "--user-namespace-prefix=" (.Values.userNamespacePrefix) | quote }}
+- {{ print "--user-namespace-prefix=" (include "kubehpc.namespacePrefix" (list . "userNamespacePrefix")) | quote }}
 - {{ print "--namespace-labels=" (.Values.namespaceLabels) | quote }}
 - {{ print "--object-labels=" (.Values.objectLabels) | quote }}
 - {{ print "--job-label=" (.Values.jobLabel) | quote }}

@@ -3,32 +3,48 @@
 {{- .Values.configMapNamespace | default .Release.Namespace -}}
 {{- end -}}
 
+{{/*
+The LDAP settings shared with namespace-bootstrap (kubehpc.ldap: ldap.*, else
+global.ldap.*), with placeholders for the server and base DNs so that the
+chart renders before a site sets them.
+*/}}
+{{- define "ldap-configmap.ldap" -}}
+{{- $ldap := include "kubehpc.ldap" (list . (dict "url" "ldap://ldap.example.org:389" "userBaseDN" "ou=people,dc=example,dc=org" "groupBaseDN" "ou=groups,dc=example,dc=org")) | fromYaml -}}
+{{- range $k := list "url" "userBaseDN" "groupBaseDN" }}
+{{- if not (index $ldap $k) }}
+{{- fail (printf "ldap-configmap: ldap.%s is empty: set it, or global.ldap.%s" $k $k) }}
+{{- end }}
+{{- end -}}
+{{- toYaml $ldap -}}
+{{- end -}}
+
 {{- define "ldap-configmap.args" -}}
-- {{ print "--ldap-url=" .Values.ldap.url | quote }}
-- {{ print "--ldap-tls=" .Values.ldap.startTLS | quote }}
-- {{ print "--ldap-tls-verify=" .Values.ldap.tlsVerify | quote }}
-{{- with .Values.ldap.tlsServerName }}
+{{- $ldap := include "ldap-configmap.ldap" . | fromYaml }}
+- {{ print "--ldap-url=" $ldap.url | quote }}
+- {{ print "--ldap-tls=" $ldap.startTLS | quote }}
+- {{ print "--ldap-tls-verify=" $ldap.tlsVerify | quote }}
+{{- with $ldap.tlsServerName }}
 - {{ print "--ldap-tls-server-name=" . | quote }}
 {{- end }}
-{{- if .Values.ldap.caBundle.secretName }}
-- {{ print "--ldap-tls-ca-file=/etc/ldap-configmap/ca/" .Values.ldap.caBundle.key | quote }}
+{{- if $ldap.caBundle.secretName }}
+- {{ print "--ldap-tls-ca-file=/etc/ldap-configmap/ca/" $ldap.caBundle.key | quote }}
 {{- end }}
-{{- with .Values.ldap.bindDN }}
+{{- with $ldap.bindDN }}
 - {{ print "--ldap-bind-dn=" . | quote }}
 {{- end }}
-{{- if .Values.ldap.bindPassword.secretName }}
-- {{ print "--ldap-bind-password-file=/etc/ldap-configmap/bind/" .Values.ldap.bindPassword.key | quote }}
+{{- if $ldap.bindPassword.secretName }}
+- {{ print "--ldap-bind-password-file=/etc/ldap-configmap/bind/" $ldap.bindPassword.key | quote }}
 {{- end }}
-- {{ print "--ldap-preset=" .Values.ldap.preset | quote }}
-- {{ print "--ldap-user-base-dn=" .Values.ldap.userBaseDN | quote }}
-- {{ print "--ldap-group-base-dn=" .Values.ldap.groupBaseDN | quote }}
-{{- with .Values.ldap.userFilter }}
+- {{ print "--ldap-preset=" $ldap.preset | quote }}
+- {{ print "--ldap-user-base-dn=" $ldap.userBaseDN | quote }}
+- {{ print "--ldap-group-base-dn=" $ldap.groupBaseDN | quote }}
+{{- with $ldap.userFilter }}
 - {{ print "--ldap-user-filter=" . | quote }}
 {{- end }}
-{{- with .Values.ldap.groupFilter }}
+{{- with $ldap.groupFilter }}
 - {{ print "--ldap-group-filter=" . | quote }}
 {{- end }}
-{{- with .Values.ldap.memberScheme }}
+{{- with $ldap.memberScheme }}
 - {{ print "--ldap-member-scheme=" . | quote }}
 {{- end }}
 - {{ print "--ldap-nested-groups=" .Values.ldap.nestedGroups | quote }}
@@ -50,7 +66,7 @@
 - {{ print "--mappers-group-filter=" $m "=" $f | quote }}
 {{- end }}
 - {{ print "--namespace=" (include "ldap-configmap.configMapNamespace" .) | quote }}
-- {{ print "--user-prefix=" .Values.userPrefix | quote }}
+- {{ print "--user-prefix=" (include "kubehpc.namespacePrefix" (list . "userPrefix")) | quote }}
 - {{ print "--namespace-annotations=" .Values.namespaceAnnotations.enabled | quote }}
 - {{ print "--max-drop-fraction=" .Values.safety.maxDropFraction | quote }}
 - {{ print "--allow-empty=" .Values.safety.allowEmpty | quote }}
@@ -74,12 +90,13 @@
 {{- end -}}
 
 {{- define "ldap-configmap.volumeMounts" -}}
-{{- if .Values.ldap.caBundle.secretName }}
+{{- $ldap := include "ldap-configmap.ldap" . | fromYaml }}
+{{- if $ldap.caBundle.secretName }}
 - name: ldap-ca
   mountPath: /etc/ldap-configmap/ca
   readOnly: true
 {{- end }}
-{{- if .Values.ldap.bindPassword.secretName }}
+{{- if $ldap.bindPassword.secretName }}
 - name: ldap-bind
   mountPath: /etc/ldap-configmap/bind
   readOnly: true
@@ -87,21 +104,22 @@
 {{- end -}}
 
 {{- define "ldap-configmap.volumes" -}}
-{{- if .Values.ldap.caBundle.secretName }}
+{{- $ldap := include "ldap-configmap.ldap" . | fromYaml }}
+{{- if $ldap.caBundle.secretName }}
 - name: ldap-ca
   secret:
-    secretName: {{ .Values.ldap.caBundle.secretName }}
+    secretName: {{ $ldap.caBundle.secretName }}
     items:
-      - key: {{ .Values.ldap.caBundle.key }}
-        path: {{ .Values.ldap.caBundle.key }}
+      - key: {{ $ldap.caBundle.key }}
+        path: {{ $ldap.caBundle.key }}
 {{- end }}
-{{- if .Values.ldap.bindPassword.secretName }}
+{{- if $ldap.bindPassword.secretName }}
 - name: ldap-bind
   secret:
-    secretName: {{ .Values.ldap.bindPassword.secretName }}
+    secretName: {{ $ldap.bindPassword.secretName }}
     items:
-      - key: {{ .Values.ldap.bindPassword.key }}
-        path: {{ .Values.ldap.bindPassword.key }}
+      - key: {{ $ldap.bindPassword.key }}
+        path: {{ $ldap.bindPassword.key }}
 {{- end }}
 {{- end -}}
 

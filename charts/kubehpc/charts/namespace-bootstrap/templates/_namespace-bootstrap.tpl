@@ -8,7 +8,8 @@
 {{- end -}}
 
 {{- define "namespace-bootstrap.args" -}}
-- {{ print "--namespace-prefix=" (.Values.namespacePrefix) | quote }}
+{{- $ldap := include "kubehpc.ldap" (list . dict) | fromYaml }}
+- {{ print "--namespace-prefix=" (include "kubehpc.namespacePrefix" (list . "namespacePrefix")) | quote }}
 {{- with .Values.usernamePrefix }}
 - {{ print "--username-prefix=" (.) | quote }}
 {{- end }}
@@ -56,29 +57,32 @@
 - --template-dir=/etc/namespace-bootstrap/template
 {{- end }}
 - {{ print "--terminating-timeout=" (.Values.terminatingTimeout) | quote }}
-{{- with .Values.ldap.url }}
+{{- with $ldap.url }}
 - {{ print "--ldap-url=" . | quote }}
-- {{ print "--ldap-preset=" $.Values.ldap.preset | quote }}
-- {{ print "--ldap-tls=" $.Values.ldap.startTLS | quote }}
-- {{ print "--ldap-tls-verify=" $.Values.ldap.tlsVerify | quote }}
-{{- if $.Values.ldap.caBundle.secretName }}
-- {{ print "--ldap-tls-ca-file=/etc/namespace-bootstrap/ldap-ca/" $.Values.ldap.caBundle.key | quote }}
+- {{ print "--ldap-preset=" $ldap.preset | quote }}
+- {{ print "--ldap-tls=" $ldap.startTLS | quote }}
+- {{ print "--ldap-tls-verify=" $ldap.tlsVerify | quote }}
+{{- with $ldap.tlsServerName }}
+- {{ print "--ldap-tls-server-name=" . | quote }}
 {{- end }}
-{{- with $.Values.ldap.bindDN }}
+{{- if $ldap.caBundle.secretName }}
+- {{ print "--ldap-tls-ca-file=/etc/namespace-bootstrap/ldap-ca/" $ldap.caBundle.key | quote }}
+{{- end }}
+{{- with $ldap.bindDN }}
 - {{ print "--ldap-bind-dn=" . | quote }}
 {{- end }}
-{{- if $.Values.ldap.bindPassword.secretName }}
-- {{ print "--ldap-bind-password-file=/etc/namespace-bootstrap/ldap-bind/" $.Values.ldap.bindPassword.key | quote }}
+{{- if $ldap.bindPassword.secretName }}
+- {{ print "--ldap-bind-password-file=/etc/namespace-bootstrap/ldap-bind/" $ldap.bindPassword.key | quote }}
 {{- end }}
-- {{ print "--ldap-user-base-dn=" $.Values.ldap.userBaseDN | quote }}
-- {{ print "--ldap-group-base-dn=" $.Values.ldap.groupBaseDN | quote }}
-{{- with $.Values.ldap.userFilter }}
+- {{ print "--ldap-user-base-dn=" $ldap.userBaseDN | quote }}
+- {{ print "--ldap-group-base-dn=" $ldap.groupBaseDN | quote }}
+{{- with $ldap.userFilter }}
 - {{ print "--ldap-user-filter=" . | quote }}
 {{- end }}
-{{- with $.Values.ldap.groupFilter }}
+{{- with $ldap.groupFilter }}
 - {{ print "--ldap-group-filter=" . | quote }}
 {{- end }}
-{{- with $.Values.ldap.memberScheme }}
+{{- with $ldap.memberScheme }}
 - {{ print "--ldap-member-scheme=" . | quote }}
 {{- end }}
 - {{ print "--ldap-timeout=" $.Values.ldap.timeout | quote }}
@@ -124,6 +128,7 @@
 {{- end -}}
 
 {{- define "namespace-bootstrap.volumeMounts" -}}
+{{- $ldap := include "kubehpc.ldap" (list . dict) | fromYaml }}
 {{- if include "namespace-bootstrap.serviceEnabled" . }}
 - name: tls
   mountPath: /etc/namespace-bootstrap/tls
@@ -139,12 +144,12 @@
   mountPath: /etc/namespace-bootstrap/pull-secret
   readOnly: true
 {{- end }}
-{{- if and .Values.ldap.url .Values.ldap.caBundle.secretName }}
+{{- if and $ldap.url $ldap.caBundle.secretName }}
 - name: ldap-ca
   mountPath: /etc/namespace-bootstrap/ldap-ca
   readOnly: true
 {{- end }}
-{{- if and .Values.ldap.url .Values.ldap.bindPassword.secretName }}
+{{- if and $ldap.url $ldap.bindPassword.secretName }}
 - name: ldap-bind
   mountPath: /etc/namespace-bootstrap/ldap-bind
   readOnly: true
@@ -152,6 +157,7 @@
 {{- end -}}
 
 {{- define "namespace-bootstrap.volumes" -}}
+{{- $ldap := include "kubehpc.ldap" (list . dict) | fromYaml }}
 {{- if include "namespace-bootstrap.serviceEnabled" . }}
 - name: tls
   secret:
@@ -167,14 +173,14 @@
   secret:
     secretName: {{ required "imagePullSecret.secretName is required with imagePullSecret.name" .Values.imagePullSecret.secretName }}
 {{- end }}
-{{- if and .Values.ldap.url .Values.ldap.caBundle.secretName }}
+{{- if and $ldap.url $ldap.caBundle.secretName }}
 - name: ldap-ca
   secret:
-    secretName: {{ .Values.ldap.caBundle.secretName }}
+    secretName: {{ $ldap.caBundle.secretName }}
 {{- end }}
-{{- if and .Values.ldap.url .Values.ldap.bindPassword.secretName }}
+{{- if and $ldap.url $ldap.bindPassword.secretName }}
 - name: ldap-bind
   secret:
-    secretName: {{ .Values.ldap.bindPassword.secretName }}
+    secretName: {{ $ldap.bindPassword.secretName }}
 {{- end }}
 {{- end -}}

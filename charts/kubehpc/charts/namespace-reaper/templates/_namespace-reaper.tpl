@@ -1,3 +1,17 @@
+{{/*
+The namespaces it may reap, by name: namespaceRegexp when set (even ""),
+else derived from the user namespace prefix (kubehpc.namespacePrefix:
+global.namespacePrefix, else user-) as <prefix>.+, so that it reaps exactly
+the namespaces the other tools and the policies call users'.
+*/}}
+{{- define "namespace-reaper.namespaceRegexp" -}}
+{{- if not (kindIs "invalid" .Values.namespaceRegexp) -}}
+{{- .Values.namespaceRegexp -}}
+{{- else -}}
+{{- with include "kubehpc.namespacePrefix" (list . "namespacePrefix") }}{{ regexQuoteMeta . }}.+{{ end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* namespace-reaper's own flags (kubehpc.workload includes these). */}}
 {{- define "namespace-reaper.args" -}}
 {{- $sel := list }}
@@ -5,7 +19,7 @@
 {{- with $sel }}
 - {{ print "--namespace-labels=" (join "," .) | quote }}
 {{- end }}
-{{- with .Values.namespaceRegexp }}
+{{- with include "namespace-reaper.namespaceRegexp" . }}
 - {{ print "--namespace-regexp=" . | quote }}
 {{- end }}
 - {{ print "--own-namespace=" .Release.Namespace | quote }}

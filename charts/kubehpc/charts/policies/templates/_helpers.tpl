@@ -16,9 +16,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 
 {{/* Namespaces never checked. A namespace named with the prefix is a user's (namespace-bootstrap hands user-operator to an LDAP user named operator): it cannot be excluded. */}}
 {{- define "policies.excluded" -}}
+{{- $prefix := include "kubehpc.namespacePrefix" (list . "namespacePrefix") }}
 {{- range .Values.excludedNamespaces }}
-{{- if and $.Values.namespacePrefix (hasPrefix $.Values.namespacePrefix .) }}
-{{- fail (printf "policies.excludedNamespaces: %q starts with namespacePrefix %q: a namespace so named is a user's namespace (namespace-bootstrap creates it for the user %q) and always gets the rules; name the namespace outside the prefix" . $.Values.namespacePrefix (trimPrefix $.Values.namespacePrefix .)) }}
+{{- if and $prefix (hasPrefix $prefix .) }}
+{{- fail (printf "policies.excludedNamespaces: %q starts with namespacePrefix %q: a namespace so named is a user's namespace (namespace-bootstrap creates it for the user %q) and always gets the rules; name the namespace outside the prefix" . $prefix (trimPrefix $prefix .)) }}
 {{- end }}
 {{- end -}}
 {{- toJson (concat (list "kube-system" "kube-public" "kube-node-lease") .Values.excludedNamespaces | uniq) -}}
@@ -71,7 +72,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if eq .Values.identitySource "annotations" -}}
 namespaceObject.metadata.?annotations.orValue({})[?'kubehpc.io/user'].orValue('').matches('^[A-Za-z0-9_][A-Za-z0-9._-]*$') ? namespaceObject.metadata.annotations['kubehpc.io/user'] : ''
 {{- else -}}
-request.namespace.startsWith('{{ .Values.namespacePrefix }}') && request.namespace.substring({{ len .Values.namespacePrefix }}).matches('^[A-Za-z0-9_][A-Za-z0-9._-]*$') ? request.namespace.substring({{ len .Values.namespacePrefix }}) : ''
+{{- $prefix := include "kubehpc.namespacePrefix" (list . "namespacePrefix") -}}
+request.namespace.startsWith('{{ $prefix }}') && request.namespace.substring({{ len $prefix }}).matches('^[A-Za-z0-9_][A-Za-z0-9._-]*$') ? request.namespace.substring({{ len $prefix }}) : ''
 {{- end -}}
 {{- end -}}
 

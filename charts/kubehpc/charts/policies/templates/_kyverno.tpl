@@ -1,14 +1,15 @@
 {{/* The match and exclude blocks of a pod rule. dict: ctx, kinds, operations (default CREATE, UPDATE). */}}
 {{- define "policies.kyverno.match" -}}
 {{- $v := .ctx.Values -}}
+{{- $prefix := include "kubehpc.namespacePrefix" (list .ctx "namespacePrefix") -}}
 match:
   any:
     - resources:
         kinds: {{ toJson .kinds }}
         operations: {{ toJson (.operations | default (list "CREATE" "UPDATE")) }}
-        {{- if $v.namespacePrefix }}
+        {{- if $prefix }}
         {{- /* The name alone decides: a label can be removed. */}}
-        namespaces: [{{ printf "%s*" $v.namespacePrefix | quote }}]
+        namespaces: [{{ printf "%s*" $prefix | quote }}]
         {{- else }}
         namespaceSelector:
           {{- toYaml $v.namespaceSelector | nindent 10 }}
@@ -125,7 +126,7 @@ user {{"{{"}} request.namespace {{"}}"}} is missing from ConfigMap {{ include "p
 {{- else }}
 - name: user_name
   variable:
-    jmesPath: "trim_prefix(request.namespace, '{{ .Values.namespacePrefix }}')"
+    jmesPath: "trim_prefix(request.namespace, '{{ include "kubehpc.namespacePrefix" (list . "namespacePrefix") }}')"
 {{- if not .Values.hostPaths.allowUserHome }}
 {{- if include "policies.needsHome" . }}
 - name: homemap

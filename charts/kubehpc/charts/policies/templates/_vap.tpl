@@ -191,6 +191,7 @@ variables.groupsStr.contains('"' + variables.account + '"')
 {{- define "policies.vap.policy" -}}
 {{- $ctx := .ctx }}
 {{- $name := printf "%s-%s" $ctx.Values.namePrefix .name }}
+{{- $prefix := include "kubehpc.namespacePrefix" (list $ctx "namespacePrefix") }}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -208,10 +209,10 @@ spec:
   matchConstraints:
     resourceRules:
       {{- .resourceRules | nindent 6 }}
-  {{- if and .matchUserNamespaces $ctx.Values.namespacePrefix }}
+  {{- if and .matchUserNamespaces $prefix }}
   matchConditions:
     - name: user-namespaces
-      expression: "request.namespace.startsWith('{{ $ctx.Values.namespacePrefix }}')"
+      expression: "request.namespace.startsWith('{{ $prefix }}')"
   {{- end }}
   variables:
     {{- .variables | nindent 4 }}
@@ -235,7 +236,7 @@ spec:
   {{- end }}
   {{- if .matchUserNamespaces }}
   {{- /* With a prefix, the name alone decides (matchConditions): a label can be removed. */}}
-  {{- $sel := ternary (dict) $ctx.Values.namespaceSelector (ne $ctx.Values.namespacePrefix "") }}
+  {{- $sel := ternary (dict) $ctx.Values.namespaceSelector (ne $prefix "") }}
   matchResources:
     namespaceSelector:
       {{- with $sel.matchLabels }}
