@@ -120,3 +120,30 @@ func TestWatchAgeFromStart(t *testing.T) {
 		t.Errorf("accounting started = %v, want %v (status.startTime)", recs[0].ContextMap()["started"], startTime.Time)
 	}
 }
+
+// TestWatchSharedJobObjectsGoWithLastPod: in watch mode the objects of a
+// job with two pods stay while one of its pods is within its walltime, and
+// go with the last (BuildPlan's rule, applied to the caches).
+func TestWatchSharedJobObjectsGoWithLastPod(t *testing.T) {
+	lbl, nsFlag := scope(t)
+	ns := testNamespace(t, "shared-", lbl)
+	first := createPod(t, ns, "first", podOpts{lifetime: ptr("1h"), job: "j"})
+	createPod(t, ns, "second", podOpts{lifetime: ptr("2h"), job: "j"})
+	createObject(t, KindConfigMap, ns, "j-configmap", "j", true)
+	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0"}, false, first.CreationTimestamp.Add(30*time.Minute))
+	eventually(t, "both pods and the ConfigMap in the reaper's caches", func() (bool, error) {
+		second := h.r.watch.pod(ns + "/second")
+		if h.r.watch.pod(ns+"/first") == nil || second == nil {
+			return false, nil
+		}
+		objs, last := h.r.watch.companions(second, "j", first.CreationTimestamp.Add(3*time.Hour))
+		return len(objs) == 1 && last, nil
+	})
+	h.setClock(first.CreationTimestamp.Add(time.Hour))
+	eventually(t, "the first pod deleted at its walltime", func() (bool, error) { return !exists(t, KindPod, ns, "first"), nil })
+	wantExists(t, KindConfigMap, ns, "j-configmap", true)
+	h.setClock(first.CreationTimestamp.Add(3 * time.Hour))
+	eventually(t, "the second pod and the job's ConfigMap deleted", func() (bool, error) {
+		return !exists(t, KindPod, ns, "second") && !exists(t, KindConfigMap, ns, "j-configmap"), nil
+	})
+}

@@ -157,3 +157,8 @@ func stripManagedFields(obj any) (any, error) {
 	}
 	return obj, nil
 }
+
+// object is the cached object o of kind as the plan sees it.
+func (o *cachedObject) object(kind string) Object {
+	return Object{Kind: kind, Namespace: o.Namespace, Name: o.Name, UID: o.UID, Job: o.Job, Created: o.CreationTimestamp.Time}
+}

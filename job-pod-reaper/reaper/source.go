@@ -155,3 +155,52 @@ func nsName(ns string) string {
 	}
 	return ns
 }
+
+// snapshot is the full resync of a pass, from the caches. In per-namespace
+// mode it first starts the caches of listed namespaces it may now read.
+func (w *watch) snapshot(ctx context.Context) (*snapshot, error) {
+	snap := &snapshot{}
+	caches := []*objCache{}
+	if w.all != nil {
+		caches = append(caches, w.all)
+	} else {
+		cands := w.candidates()
+		w.stopOthers(cands)
+		for _, ns := range cands {
+			c, err := w.ensure(ctx, ns)
+			if apierrors.IsForbidden(err) {
+				w.r.log.Warn("Skipped namespace the reaper may not read", zap.String("namespace", ns), zap.Error(err))
+				snap.forbidden = append(snap.forbidden, ns)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			caches = append(caches, c)
+		}
+	}
+	for _, c := range caches {
+		for _, o := range c.pods.GetStore().List() {
+			if p, ok := o.(*Pod); ok && w.inScope(p.Namespace) {
+				snap.pods = append(snap.pods, p)
+			}
+		}
+		for _, ck := range companionKinds {
+			inf := c.objects[ck.kind]
+			if inf == nil {
+				continue
+			}
+			for _, o := range inf.GetStore().List() {
+				if co, ok := o.(*cachedObject); ok && w.inScope(co.Namespace) {
+					snap.objects = append(snap.objects, co.object(ck.kind))
+				}
+			}
+		}
+	}
+	return snap, nil
+}
+
+func objectFromAccessor(kind string, m metav1.Object, jobLabel string) Object {
+	return Object{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName(), UID: m.GetUID(),
+		Job: JobOf(m.GetLabels(), jobLabel), Created: m.GetCreationTimestamp().Time}
+}
