@@ -13,10 +13,5 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(app.Main(app.Tool{
-		Name:             reaper.ToolName,
-		MetricsNamespace: "job_pod_reaper",
-		Version:          version,
-		EnvAliases:       reaper.EnvAliases,
-	}, os.Args[1:], &reaper.Config{}))
+	os.Exit(app.Main(reaper.Tool.WithVersion(version), os.Args[1:], reaper.NewConfig()))
 }

@@ -14,10 +14,5 @@ import (
 var version = "dev"
 
 func main() {
-	os.Exit(app.Main(app.Tool{
-		Name:             mapsync.ToolName,
-		MetricsNamespace: mapsync.MetricsNamespace,
-		Version:          version,
-		EnvAliases:       mapsync.EnvAliases,
-	}, os.Args[1:], mapsync.NewConfig()))
+	os.Exit(app.Main(mapsync.Tool.WithVersion(version), os.Args[1:], mapsync.NewConfig()))
 }

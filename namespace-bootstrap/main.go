@@ -11,13 +11,9 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/app"
 )
 
+// version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
-	os.Exit(app.Main(app.Tool{
-		Name:             "namespace-bootstrap",
-		MetricsNamespace: "namespace_bootstrap",
-		Version:          version,
-		EnvAliases:       bootstrap.EnvAliases,
-	}, os.Args[1:], &bootstrap.Config{}))
+	os.Exit(app.Main(bootstrap.Tool.WithVersion(version), os.Args[1:], bootstrap.NewConfig()))
 }

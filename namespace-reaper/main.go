@@ -9,13 +9,9 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/app"
 )
 
+// version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
 func main() {
-	os.Exit(app.Main(app.Tool{
-		Name:             reaper.Name,
-		MetricsNamespace: reaper.MetricsNamespace,
-		Version:          version,
-		EnvAliases:       reaper.EnvAliases(),
-	}, os.Args[1:], &reaper.Config{}))
+	os.Exit(app.Main(reaper.Tool.WithVersion(version), os.Args[1:], reaper.NewConfig()))
 }

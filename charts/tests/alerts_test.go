@@ -26,7 +26,9 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubehpc/kubehpc/job-pod-reaper/reaper"
 	"github.com/kubehpc/kubehpc/ldap-configmap/mapsync"
+	"github.com/kubehpc/kubehpc/namespace-bootstrap/bootstrap"
 	nsreaper "github.com/kubehpc/kubehpc/namespace-reaper/reaper"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
@@ -37,10 +39,10 @@ import (
 // passes them to pkg/app (toolMetrics checks every metric of the tool's own
 // package has the same prefix).
 var metricsNamespaces = map[string]string{
-	"ldap-configmap":      mapsync.MetricsNamespace,
-	"job-pod-reaper":      "job_pod_reaper",
-	"namespace-reaper":    nsreaper.MetricsNamespace,
-	"namespace-bootstrap": "namespace_bootstrap",
+	"ldap-configmap":      mapsync.Tool.MetricsNamespace,
+	"job-pod-reaper":      reaper.Tool.MetricsNamespace,
+	"namespace-reaper":    nsreaper.Tool.MetricsNamespace,
+	"namespace-bootstrap": bootstrap.Tool.MetricsNamespace,
 }
 
 // requiredAlerts are the alerts each tool's PrometheusRule must have (with

@@ -19,20 +19,13 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/app"
 )
 
-// tools are the four tools as their main.go runs them.
+// tools are the four tools as their main.go runs them: each package's Tool
+// value and NewConfig.
 var tools = map[string]func() (app.Tool, app.Command){
-	"ldap-configmap": func() (app.Tool, app.Command) {
-		return app.Tool{Name: "ldap-configmap", EnvAliases: mapsync.EnvAliases}, mapsync.NewConfig()
-	},
-	"job-pod-reaper": func() (app.Tool, app.Command) {
-		return app.Tool{Name: reaper.ToolName, EnvAliases: reaper.EnvAliases}, &reaper.Config{}
-	},
-	"namespace-reaper": func() (app.Tool, app.Command) {
-		return app.Tool{Name: nsreaper.Name, EnvAliases: nsreaper.EnvAliases()}, &nsreaper.Config{}
-	},
-	"namespace-bootstrap": func() (app.Tool, app.Command) {
-		return app.Tool{Name: "namespace-bootstrap", EnvAliases: bootstrap.EnvAliases}, &bootstrap.Config{}
-	},
+	"ldap-configmap":      func() (app.Tool, app.Command) { return mapsync.Tool, mapsync.NewConfig() },
+	"job-pod-reaper":      func() (app.Tool, app.Command) { return reaper.Tool, reaper.NewConfig() },
+	"namespace-reaper":    func() (app.Tool, app.Command) { return nsreaper.Tool, nsreaper.NewConfig() },
+	"namespace-bootstrap": func() (app.Tool, app.Command) { return bootstrap.Tool, bootstrap.NewConfig() },
 }
 
 // TestChartArgsParseInTools renders the umbrella with its defaults, every

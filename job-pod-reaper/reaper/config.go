@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 )
 
@@ -25,18 +26,25 @@ const NoJobLabel = "none"
 // OnDemand's and namespace-bootstrap's default namespace prefix.
 const DefaultUserNamespacePrefix = "user-"
 
-// EnvAliases are the environment variables of the OSC job-pod-reaper, mapped
-// to our flags (REAP_INTERLVAL is its historical typo).
-var EnvAliases = map[string]string{
-	"RUN_ONCE":         "once",
-	"REAP_INTERVAL":    "interval",
-	"REAP_INTERLVAL":   "interval",
-	"REAP_MAX":         "max-deletions-per-pass",
-	"REAP_NAMESPACES":  "reap-namespaces",
-	"NAMESPACE_LABELS": "namespace-labels",
-	"OBJECT_LABELS":    "object-labels",
-	"JOB_LABEL":        "job-label",
-	"LOG_LEVEL":        "log-level",
+// Tool is job-pod-reaper's name (binary, Event source, field manager),
+// environment prefix and metric prefix, and the environment variables of the
+// OSC job-pod-reaper mapped to our flags (REAP_INTERLVAL is its historical
+// typo). main.go, the metrics and the chart tests read it.
+var Tool = app.Tool{
+	Name:             "job-pod-reaper",
+	EnvPrefix:        "JOB_POD_REAPER",
+	MetricsNamespace: "job_pod_reaper",
+	EnvAliases: map[string]string{
+		"RUN_ONCE":         "once",
+		"REAP_INTERVAL":    "interval",
+		"REAP_INTERLVAL":   "interval",
+		"REAP_MAX":         "max-deletions-per-pass",
+		"REAP_NAMESPACES":  "reap-namespaces",
+		"NAMESPACE_LABELS": "namespace-labels",
+		"OBJECT_LABELS":    "object-labels",
+		"JOB_LABEL":        "job-label",
+		"LOG_LEVEL":        "log-level",
+	},
 }
 
 // flagAliases are the OSC flag names, accepted as synonyms.
@@ -88,23 +96,29 @@ type Config struct {
 	objSelector labels.Selector
 }
 
-// AddFlags registers the flags.
-func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	if c.NamespaceLabels == "" && c.ObjectLabels == "" && c.JobLabel == "" {
-		c.NamespaceLabels = identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue
-		c.ObjectLabels = identity.ManagedByLabel + "=" + identity.OnDemandManagedBy
-		c.JobLabel = identity.JobLabel
-		c.UserNamespacePrefix = DefaultUserNamespacePrefix
-		c.AgeFrom = AgeFromCreation
-		c.WarnBefore = 10 * time.Minute
-		c.GracePeriodSeconds = -1
-		c.MaxGracePeriod = 30 * time.Second
-		c.OrphanMinAge = time.Minute
-		c.MaxDeletionsPerMinute = 3000
-		c.AnomalyPercent = 20
-		c.AnomalyMinPods = 100
-		c.AnomalyOverdue = 15 * time.Minute
+// NewConfig returns the configuration with its defaults: the Open OnDemand
+// profile, as the flags show them.
+func NewConfig() *Config {
+	return &Config{
+		NamespaceLabels:       identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue,
+		ObjectLabels:          identity.ManagedByLabel + "=" + identity.OnDemandManagedBy,
+		JobLabel:              identity.JobLabel,
+		UserNamespacePrefix:   DefaultUserNamespacePrefix,
+		AgeFrom:               AgeFromCreation,
+		WarnBefore:            10 * time.Minute,
+		GracePeriodSeconds:    -1,
+		MaxGracePeriod:        30 * time.Second,
+		OrphanMinAge:          time.Minute,
+		MaxDeletionsPerMinute: 3000,
+		AnomalyPercent:        20,
+		AnomalyMinPods:        100,
+		AnomalyOverdue:        15 * time.Minute,
 	}
+}
+
+// AddFlags binds the flags to c's fields, whose current values (NewConfig's
+// defaults) are the flags' defaults.
+func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	prev := fs.GetNormalizeFunc()
 	fs.SetNormalizeFunc(func(f *pflag.FlagSet, name string) pflag.NormalizedName {
 		if to, ok := flagAliases[name]; ok {
@@ -217,7 +231,7 @@ func (c *Config) policy() Policy {
 }
 
 // maxGraceSeconds is --max-grace-period in whole seconds (rounded down), or
-// 0 for no cap (only a Config built without AddFlags has none).
+// 0 for no cap (only a Config built without NewConfig has none).
 func (c *Config) maxGraceSeconds() int64 {
 	return int64(c.MaxGracePeriod / time.Second)
 }

@@ -131,8 +131,10 @@ func buildHarness(t testing.TB, cfg *rest.Config, args []string, once bool, now 
 		h.clock = testingclock.NewFakeClock(now)
 		clk = h.clock
 	}
+	rec, stopEvents := app.NewRecorder(Tool, once, client, clk, h.log)
+	t.Cleanup(stopEvents)
 	h.r, err = c.build(ctx, app.Env{Log: h.log, Clock: clk, Registry: h.reg, RESTConfig: counted, Client: client,
-		Daemon: daemon.Options{Once: once}})
+		Daemon: daemon.Options{Once: once}, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-const metricsNamespace = "job_pod_reaper"
-
 // metrics are job-pod-reaper's own metrics; the run metrics come from
 // pkg/daemon. reaped_total and errors_total keep the OSC names.
 type metrics struct {
@@ -26,6 +24,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	metricsNamespace := Tool.MetricsNamespace
 	m := &metrics{
 		reaped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "reaped_total",

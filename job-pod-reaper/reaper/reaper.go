@@ -32,11 +32,7 @@ import (
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
-	"github.com/kubehpc/kubehpc/pkg/events"
 )
-
-// ToolName names the binary, the Event source and the field manager.
-const ToolName = "job-pod-reaper"
 
 // Event reasons recorded on pods.
 const (
@@ -106,16 +102,9 @@ func (c *Config) build(ctx context.Context, env app.Env) (*Reaper, error) {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	// --once (a CronJob) writes each Event before going on, since the
-	// process exits after the pass; the daemon records in the background.
-	var recorder record.EventRecorder
-	if env.Daemon.Once {
-		recorder = events.NewSyncRecorder(env.Client, ToolName, clk, env.Log)
-	} else {
-		rec, stop := events.NewRecorder(env.Client, ToolName, env.Log)
-		context.AfterFunc(ctx, stop)
-		recorder = rec
-	}
+	// app.Run chose the recorder: synchronous for --once (a CronJob), whose
+	// process exits after the pass; in the background for the daemon.
+	recorder := env.EventRecorder(Tool)
 	r := &Reaper{
 		cfg: c, policy: c.policy(), jobLabel: c.jobLabel(),
 		log: env.Log, acct: env.Log.Named("accounting"), clock: clk,

@@ -127,7 +127,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 			Interval: time.Hour, ShutdownTimeout: 5 * time.Second, ReadyIntervals: 1,
 			LeaderElection: daemon.LeaderElectionOptions{Enabled: true, LeaseName: "job-pod-reaper", Namespace: leaseNS, Identity: id,
 				LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 200 * time.Millisecond},
-		}, daemon.Deps{MetricsNamespace: metricsNamespace, Version: "test", Log: h.log, Clock: clock.RealClock{}, Registry: h.reg, Client: h.client},
+		}, daemon.Deps{MetricsNamespace: Tool.MetricsNamespace, Version: "test", Log: h.log, Clock: clock.RealClock{}, Registry: h.reg, Client: h.client},
 			h.r)
 		if err != nil {
 			t.Fatal(err)

@@ -23,10 +23,10 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
-// Tool and field manager name.
+// ToolName is Tool.Name: the field manager and the managed-by value.
+const ToolName = "ldap-configmap"
+
 const (
-	ToolName         = "ldap-configmap"
-	MetricsNamespace = "k8_ldap_configmap"
 	// DefaultNamespace holds the ConfigMaps unless --namespace says otherwise.
 	DefaultNamespace = "ldap-configmap"
 	// MaxConfigMapBytes is the API server's limit on a ConfigMap's data.
@@ -36,35 +36,43 @@ const (
 	DefaultFullResyncInterval = 3 * time.Hour
 )
 
-// EnvAliases are the original k8-ldap-configmap's environment variables.
-var EnvAliases = map[string]string{
-	"LDAP_URL":               "ldap-url",
-	"LDAP_TLS":               "ldap-tls",
-	"LDAP_TLS_VERIFY":        "ldap-tls-verify",
-	"LDAP_TLS_CA_CERT":       "ldap-tls-ca-cert",
-	"LDAP_GROUP_BASE_DN":     "ldap-group-base-dn",
-	"LDAP_USER_BASE_DN":      "ldap-user-base-dn",
-	"LDAP_BIND_DN":           "ldap-bind-dn",
-	"LDAP_BIND_PASSWORD":     "ldap-bind-password",
-	"LDAP_GROUP_FILTER":      "ldap-group-filter",
-	"LDAP_USER_FILTER":       "ldap-user-filter",
-	"LDAP_PAGED_SEARCH":      "ldap-paged-search",
-	"LDAP_PAGED_SEARCH_SIZE": "ldap-paged-search-size",
-	"LDAP_MEMBER_SCHEME":     "ldap-member-scheme",
-	"LDAP_USER_ATTR_MAP":     "ldap-user-attr-map",
-	"LDAP_GROUP_ATTR_MAP":    "ldap-group-attr-map",
-	"MAPPERS":                "mappers",
-	"MAPPERS_GROUP_FILTER":   "mappers-group-filter",
-	"MAPPERS_USER_FILTER":    "mappers-user-filter",
-	"NAMESPACE":              "namespace",
-	"USER_PREFIX":            "user-prefix",
-	"INTERVAL":               "interval",
-	"INTERLVAL":              "interval", // the original's typo
-	"LISTEN_ADDRESS":         "admin-address",
-	"LOG_LEVEL":              "log-level",
-	// The downward API names of the tool's own Pod (the chart sets them).
-	"POD_NAMESPACE": "pod-namespace",
-	"POD_NAME":      "pod-name",
+// Tool is ldap-configmap's name (binary, Event source, field manager),
+// environment prefix, metric prefix (the original k8-ldap-configmap's, so its
+// metric names stay), and the original's environment variables mapped to our
+// flags. main.go, the metrics and the chart tests read it.
+var Tool = app.Tool{
+	Name:             ToolName,
+	EnvPrefix:        "LDAP_CONFIGMAP",
+	MetricsNamespace: "k8_ldap_configmap",
+	EnvAliases: map[string]string{
+		"LDAP_URL":               "ldap-url",
+		"LDAP_TLS":               "ldap-tls",
+		"LDAP_TLS_VERIFY":        "ldap-tls-verify",
+		"LDAP_TLS_CA_CERT":       "ldap-tls-ca-cert",
+		"LDAP_GROUP_BASE_DN":     "ldap-group-base-dn",
+		"LDAP_USER_BASE_DN":      "ldap-user-base-dn",
+		"LDAP_BIND_DN":           "ldap-bind-dn",
+		"LDAP_BIND_PASSWORD":     "ldap-bind-password",
+		"LDAP_GROUP_FILTER":      "ldap-group-filter",
+		"LDAP_USER_FILTER":       "ldap-user-filter",
+		"LDAP_PAGED_SEARCH":      "ldap-paged-search",
+		"LDAP_PAGED_SEARCH_SIZE": "ldap-paged-search-size",
+		"LDAP_MEMBER_SCHEME":     "ldap-member-scheme",
+		"LDAP_USER_ATTR_MAP":     "ldap-user-attr-map",
+		"LDAP_GROUP_ATTR_MAP":    "ldap-group-attr-map",
+		"MAPPERS":                "mappers",
+		"MAPPERS_GROUP_FILTER":   "mappers-group-filter",
+		"MAPPERS_USER_FILTER":    "mappers-user-filter",
+		"NAMESPACE":              "namespace",
+		"USER_PREFIX":            "user-prefix",
+		"INTERVAL":               "interval",
+		"INTERLVAL":              "interval", // the original's typo
+		"LISTEN_ADDRESS":         "admin-address",
+		"LOG_LEVEL":              "log-level",
+		// The downward API names of the tool's own Pod (the chart sets them).
+		"POD_NAMESPACE": "pod-namespace",
+		"POD_NAME":      "pod-name",
+	},
 }
 
 // Config is the tool's configuration; it implements app.Command.
@@ -92,9 +100,9 @@ type Config struct {
 	Out io.Writer
 }
 
-// AddFlags registers the flags.
+// AddFlags binds the flags to c's fields, whose current values (NewConfig's
+// defaults) are the flags' defaults.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	c.setDefaults()
 	c.Options.AddFlags(fs)
 	c.MapperFilters.addFlags(fs)
 	fs.StringSliceVar(&c.Mappers, "mappers", c.Mappers, "Mappers to run: "+strings.Join(Mappers, ", ")+"; empty for none (annotations only)")
@@ -112,35 +120,19 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PodName, "pod-name", c.PodName, "Name of the tool's own Pod ($POD_NAME)")
 }
 
-func (c *Config) setDefaults() {
-	if c.Mappers == nil {
-		c.Mappers = []string{MapperUID, MapperGID}
-	}
-	if c.Namespace == "" {
-		c.Namespace = DefaultNamespace
-	}
-	if c.UserPrefix == "" {
-		c.UserPrefix = naming.DefaultPrefix
-	}
-	if c.MaxDropFraction == 0 {
-		c.MaxDropFraction = 0.1
-	}
-	if c.MaxConfigMapBytes == 0 {
-		c.MaxConfigMapBytes = MaxConfigMapBytes
-	}
-	if c.Workers == 0 {
-		c.Workers = 8
-	}
-	if c.FullResyncInterval == 0 {
-		c.FullResyncInterval = DefaultFullResyncInterval
-	}
-}
-
-// NewConfig returns a Config with the defaults AddFlags would set.
+// NewConfig returns the configuration with its defaults, as the flags show
+// them.
 func NewConfig() *Config {
-	c := &Config{Options: ldapdir.NewOptions()}
-	c.setDefaults()
-	return c
+	return &Config{
+		Options:            ldapdir.NewOptions(),
+		Mappers:            []string{MapperUID, MapperGID},
+		Namespace:          DefaultNamespace,
+		UserPrefix:         naming.DefaultPrefix,
+		MaxDropFraction:    0.1,
+		MaxConfigMapBytes:  MaxConfigMapBytes,
+		Workers:            8,
+		FullResyncInterval: DefaultFullResyncInterval,
+	}
 }
 
 // Validate checks the configuration.
@@ -205,5 +197,5 @@ func (c *Config) directory(readSecrets bool) (*ldapConfig, error) {
 
 // Build returns the pass.
 func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
-	return New(c, Deps{Client: env.Client, Log: env.Log, Registry: env.Registry, Clock: env.Clock})
+	return New(c, Deps{Client: env.Client, Log: env.Log, Registry: env.Registry, Clock: env.Clock, Recorder: env.EventRecorder(Tool)})
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 )
 
-var tool = app.Tool{Name: ToolName, MetricsNamespace: MetricsNamespace, EnvAliases: EnvAliases}
+var tool = Tool.WithVersion("test")
 
 func TestParse(t *testing.T) {
 	env := map[string]string{

@@ -23,7 +23,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	ns := MetricsNamespace
+	ns := Tool.MetricsNamespace
 	m := &metrics{
 		keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "keys_count",
 			Help: "Number of keys in each ConfigMap (the desired data, written or not)"}, []string{"configmap"}),

@@ -159,7 +159,7 @@ func benchService(b *testing.B, qps float32) {
 	}
 	c.ListenAddress, c.TLSCertFile, c.TLSKeyFile = "127.0.0.1:0", certFile, keyFile
 	installRBAC(b)
-	a := env.App(b, testenv.AppOptions{Config: fastConfig(env.Kube.Config, qps), Log: zap.NewNop(), Daemon: daemon.Options{Interval: time.Hour}})
+	a := env.App(b, testenv.AppOptions{Tool: Tool, Config: fastConfig(env.Kube.Config, qps), Log: zap.NewNop(), Daemon: daemon.Options{Interval: time.Hour}})
 	counter := a.Counter
 	pass, err := c.Build(context.Background(), a.Env)
 	if err != nil {

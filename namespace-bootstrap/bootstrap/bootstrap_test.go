@@ -145,8 +145,8 @@ func TestFirstLoginCreatesEverything(t *testing.T) {
 	if len(sa.ImagePullSecrets) != 1 || sa.ImagePullSecrets[0].Name != "registry" {
 		t.Errorf("default service account imagePullSecrets = %v, want [registry]", sa.ImagePullSecrets)
 	}
-	if rb, _ := c.RbacV1().RoleBindings(ns).Get(ctx, "alice-ood-user", metav1.GetOptions{}); rb.ManagedFields[0].Manager != FieldManager {
-		t.Errorf("RoleBinding field manager = %q, want %q", rb.ManagedFields[0].Manager, FieldManager)
+	if rb, _ := c.RbacV1().RoleBindings(ns).Get(ctx, "alice-ood-user", metav1.GetOptions{}); rb.ManagedFields[0].Manager != Tool.Name {
+		t.Errorf("RoleBinding field manager = %q, want %q", rb.ManagedFields[0].Manager, Tool.Name)
 	}
 	if got := testutil.ToFloat64(f.b.metrics.bootstraps.WithLabelValues("created")); got != 1 {
 		t.Errorf("bootstraps_total{created} = %v, want 1", got)

@@ -35,10 +35,6 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
-// FieldManager is the server-side apply field manager, and the value of the
-// managed-by label on every object this tool writes.
-const FieldManager = "namespace-bootstrap"
-
 var (
 	// ErrUnknownUser is wrapped by IdentitySource errors for a user the
 	// directory does not have.
@@ -271,9 +267,9 @@ func (b *Bootstrapper) checkOwner(ctx context.Context, log *zap.Logger, live *un
 		return nil
 	}
 	labels := live.GetLabels()
-	if labels[identity.ManagedByLabel] != FieldManager && labels[identity.OnDemandNameLabel] != identity.OnDemandNameValue {
+	if labels[identity.ManagedByLabel] != Tool.Name && labels[identity.OnDemandNameLabel] != identity.OnDemandNameValue {
 		return fmt.Errorf("%w: namespace %s exists and was not made by %s or Open OnDemand's hook (no %s=%s or %s=%s label); refusing to take it over",
-			ErrForeignNamespace, live.GetName(), FieldManager, identity.ManagedByLabel, FieldManager, identity.OnDemandNameLabel, identity.OnDemandNameValue)
+			ErrForeignNamespace, live.GetName(), Tool.Name, identity.ManagedByLabel, Tool.Name, identity.OnDemandNameLabel, identity.OnDemandNameValue)
 	}
 	owner, ok := live.GetAnnotations()[identity.UserAnnotation]
 	if ok && owner != "" {
@@ -426,7 +422,7 @@ func (b *Bootstrapper) render(username, ns string, ident map[string]string) (*un
 		if labels == nil {
 			labels = map[string]string{}
 		}
-		labels[identity.ManagedByLabel] = FieldManager
+		labels[identity.ManagedByLabel] = Tool.Name
 		o.SetLabels(labels)
 		setAnnotations(o, map[string]string{HashAnnotation: templateHash(o)})
 	}
@@ -453,7 +449,7 @@ func carryOver(nsObj, live *unstructured.Unstructured) {
 	if live == nil {
 		return
 	}
-	owned := ownedAnnotations(live, FieldManager)
+	owned := ownedAnnotations(live, Tool.Name)
 	keep := map[string]string{}
 	for _, k := range preservedAnnotations() {
 		if v, ok := live.GetAnnotations()[k]; ok && owned[k] {
@@ -533,7 +529,7 @@ func (b *Bootstrapper) apply(ctx context.Context, log *zap.Logger, o *unstructur
 	if err != nil {
 		return err
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	opts := metav1.ApplyOptions{FieldManager: Tool.Name, Force: true}
 	if b.DryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}

@@ -27,19 +27,26 @@ import (
 	deftemplate "github.com/kubehpc/kubehpc/namespace-bootstrap/template"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
-	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
-// EnvAliases maps the Open OnDemand hook.env variables to flags, so a site's
-// existing /etc/ood/config/hook.env keeps working when exported.
-var EnvAliases = map[string]string{
-	"NAMESPACE_PREFIX":          "namespace-prefix",
-	"K8S_USERNAME_PREFIX":       "username-prefix",
-	"NETWORK_POLICY_ALLOW_CIDR": "network-policy-allow-cidrs",
-	"IMAGE_PULL_SECRET":         "image-pull-secret",
-	"USE_JOB_POD_REAPER":        "job-pod-reaper",
+// Tool is namespace-bootstrap's name (binary, Event source, server-side
+// apply field manager and managed-by value), environment prefix and metric
+// prefix, and the Open OnDemand hook.env variables mapped to our flags, so a
+// site's existing /etc/ood/config/hook.env keeps working when exported.
+// main.go, the metrics and the chart tests read it.
+var Tool = app.Tool{
+	Name:             "namespace-bootstrap",
+	EnvPrefix:        "NAMESPACE_BOOTSTRAP",
+	MetricsNamespace: "namespace_bootstrap",
+	EnvAliases: map[string]string{
+		"NAMESPACE_PREFIX":          "namespace-prefix",
+		"K8S_USERNAME_PREFIX":       "username-prefix",
+		"NETWORK_POLICY_ALLOW_CIDR": "network-policy-allow-cidrs",
+		"IMAGE_PULL_SECRET":         "image-pull-secret",
+		"USE_JOB_POD_REAPER":        "job-pod-reaper",
+	},
 }
 
 // Config is the tool's configuration.
@@ -117,55 +124,35 @@ func (u *userFlag) Set(v string) error {
 	return nil
 }
 
-// AddFlags registers the tool's flags.
+// NewConfig returns the configuration with its defaults, as the flags show
+// them: Open OnDemand's names, and the daemon and service modes reconcile.
+func NewConfig() *Config {
+	return &Config{
+		NamespacePrefix:            naming.DefaultPrefix,
+		NamespaceLabels:            map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue},
+		UserClusterRole:            "ood-user",
+		InitializerClusterRole:     "ood-initializer",
+		JobPodReaperServiceAccount: "job-pod-reaper",
+		JobPodReaperNamespace:      "job-pod-reaper",
+		JobPodReaperClusterRole:    "job-pod-reaper",
+		NetworkPolicyAllowCIDRs:    []string{"127.0.0.1/32"},
+		TerminatingTimeout:         60 * time.Second,
+		Reconcile:                  true,
+		ReconcileWorkers:           4,
+		RateLimit:                  6,
+		RateBurst:                  3,
+		RequestTimeout:             2 * time.Minute,
+		ClientRateLimit:            120,
+		ClientRateBurst:            30,
+		TokenReviewQPS:             50,
+		TokenReviewBurst:           100,
+		LDAP:                       ldapidentity.NewConfig(),
+	}
+}
+
+// AddFlags binds the flags to c's fields, whose current values (NewConfig's
+// defaults) are the flags' defaults.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	if c.NamespacePrefix == "" {
-		c.NamespacePrefix = naming.DefaultPrefix
-	}
-	if c.NamespaceLabels == nil {
-		c.NamespaceLabels = map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue}
-	}
-	def := func(p *string, v string) {
-		if *p == "" {
-			*p = v
-		}
-	}
-	def(&c.UserClusterRole, "ood-user")
-	def(&c.InitializerClusterRole, "ood-initializer")
-	def(&c.JobPodReaperServiceAccount, "job-pod-reaper")
-	def(&c.JobPodReaperNamespace, "job-pod-reaper")
-	def(&c.JobPodReaperClusterRole, "job-pod-reaper")
-	if c.NetworkPolicyAllowCIDRs == nil {
-		c.NetworkPolicyAllowCIDRs = []string{"127.0.0.1/32"}
-	}
-	if c.TerminatingTimeout == 0 {
-		c.TerminatingTimeout = 60 * time.Second
-	}
-	if c.ReconcileWorkers == 0 {
-		c.ReconcileWorkers = 4
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = 6
-	}
-	if c.RateBurst == 0 {
-		c.RateBurst = 3
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 2 * time.Minute
-	}
-	if c.ClientRateLimit == 0 {
-		c.ClientRateLimit = 120
-	}
-	if c.ClientRateBurst == 0 {
-		c.ClientRateBurst = 30
-	}
-	if c.TokenReviewQPS == 0 {
-		c.TokenReviewQPS = 50
-	}
-	if c.TokenReviewBurst == 0 {
-		c.TokenReviewBurst = 100
-	}
-	c.Reconcile = true
 	fs.Var(&userFlag{c: c, fs: fs}, "user", "Hook mode: bootstrap this one user and exit (implies --once); the portal's pre-hook passes it")
 	fs.StringVar(&c.TemplateDir, "template-dir", c.TemplateDir, "Directory of *.yaml template manifests; empty uses the built-in default template")
 	fs.StringVar(&c.NamespacePrefix, "namespace-prefix", c.NamespacePrefix, "Prefix of user namespaces (Open OnDemand's namespace_prefix)")
@@ -379,11 +366,10 @@ func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
 	if err != nil {
 		return nil, err
 	}
+	// app.Run chose the recorder: synchronous in hook mode and with --once,
+	// so the Events are written before the process exits.
+	b.Recorder = env.EventRecorder(Tool)
 	p := &Pass{cfg: c, b: b, log: env.Log}
-	if c.User == "" && !env.Daemon.Once {
-		rec, stop := events.NewRecorder(env.Client, FieldManager, env.Log)
-		b.Recorder, p.stopEvents = rec, stop
-	}
 	if ns, name := os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME"); ns != "" && name != "" {
 		b.Self = &corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: ns, Name: name}
 	}
@@ -409,11 +395,10 @@ func (c *Config) Build(ctx context.Context, env app.Env) (daemon.Pass, error) {
 
 // Pass is the tool's daemon.Pass (and daemon.Starter for the service).
 type Pass struct {
-	cfg        *Config
-	b          *Bootstrapper
-	log        *zap.Logger
-	service    *Service
-	stopEvents func()
+	cfg     *Config
+	b       *Bootstrapper
+	log     *zap.Logger
+	service *Service
 
 	mu sync.Mutex
 	ln net.Listener
@@ -454,9 +439,6 @@ func (p *Pass) Listen() (net.Addr, error) {
 
 // Start serves the HTTPS service until ctx is done (service mode only).
 func (p *Pass) Start(ctx context.Context) error {
-	if p.stopEvents != nil {
-		defer p.stopEvents()
-	}
 	if p.service == nil {
 		<-ctx.Done()
 		return nil

@@ -1,18 +1,28 @@
 package bootstrap
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 )
 
-var testTool = app.Tool{Name: "namespace-bootstrap", MetricsNamespace: "namespace_bootstrap", EnvAliases: EnvAliases}
+var testTool = Tool.WithVersion("test")
+
+var update = flag.Bool("update", false, "rewrite testdata/help.txt from the current --help")
+
+func noEnv(string) (string, bool) { return "", false }
 
 // TestParse parses argv and the environment through app.Parse, as main
 // does, and asserts the resulting configuration: flags, NAMESPACE_BOOTSTRAP_*
@@ -29,7 +39,7 @@ func TestParse(t *testing.T) {
 		"NAMESPACE_BOOTSTRAP_LDAP_GROUP_BASE_DN": "ou=groups,dc=example,dc=org",
 	}
 	lookup := func(k string) (string, bool) { v, ok := environ[k]; return v, ok }
-	c := &Config{}
+	c := NewConfig()
 	o, err := app.Parse(testTool, []string{"--user", "John.Smith", "--egress-deny", "--egress-allow-ports", "53/udp,443",
 		"--pod-security-enforce", "restricted", "--terminating-timeout", "30s"}, lookup, io.Discard, c)
 	if err != nil {
@@ -84,10 +94,54 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := app.Parse(testTool, tt.args, func(string) (string, bool) { return "", false }, io.Discard, &Config{})
+			_, err := app.Parse(testTool, tt.args, func(string) (string, bool) { return "", false }, io.Discard, NewConfig())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse(%v) = %v, want error containing %q", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewConfigIsTheFlagDefaults: the defaults live in NewConfig, and
+// AddFlags only binds the flags to them, so parsing no flags changes nothing
+// and a field set before parsing keeps its value (AddFlags once forced
+// Reconcile back to true).
+func TestNewConfigIsTheFlagDefaults(t *testing.T) {
+	c := NewConfig()
+	if _, err := app.Parse(testTool, nil, noEnv, io.Discard, c); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(NewConfig(), c, cmp.AllowUnexported(Config{})); diff != "" {
+		t.Errorf("Parse(no flags) = NewConfig() with changes (-want +got):\n%s", diff)
+	}
+	c = NewConfig()
+	c.Reconcile = false
+	if _, err := app.Parse(testTool, nil, noEnv, io.Discard, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Reconcile || c.ReconcileWorkers != 4 {
+		t.Errorf("Parse(NewConfig() with Reconcile false) = reconcile %v, workers %d; want false, 4", c.Reconcile, c.ReconcileWorkers)
+	}
+}
+
+// TestHelp compares --help, defaults included, with testdata/help.txt (the
+// output before the defaults moved into NewConfig); -update rewrites it.
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := app.Parse(testTool, []string{"--help"}, noEnv, &out, NewConfig()); !errors.Is(err, pflag.ErrHelp) {
+		t.Fatalf("Parse(--help) error = %v, want ErrHelp", err)
+	}
+	golden := filepath.Join("testdata", "help.txt")
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), out.String()); diff != "" {
+		t.Errorf("--help differs from %s (-want +got):\n%s", golden, diff)
 	}
 }

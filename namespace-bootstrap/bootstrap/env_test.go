@@ -128,7 +128,7 @@ func ldapConfig(t testing.TB, c *Config) {
 // LDAP, changed by the given args.
 func newConfig(t testing.TB, args ...string) *Config {
 	t.Helper()
-	c := &Config{}
+	c := NewConfig()
 	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 	fs.Bool("once", false, "")
 	c.AddFlags(fs)

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
 	"github.com/kubehpc/kubehpc/pkg/app"
 )
 
@@ -100,6 +103,10 @@ func TestPreHookScriptHookMode(t *testing.T) {
 	if !namespaceExists(t, prefix+"bob") {
 		t.Errorf("namespace %sbob not created", prefix)
 	}
+	// The process wrote its Event before exiting.
+	if n := bootstrappedEvents(t, prefix+"bob"); n != 1 {
+		t.Errorf("Bootstrapped Events on %sbob after the hook exited = %d, want 1", prefix, n)
+	}
 	if out, err := runHook(t, env, "--user", "bad_name"); err == nil || !strings.Contains(out, "invalid username") {
 		t.Errorf("hook --user bad_name = %v, output %q; want a failure naming the invalid username", err, out)
 	}
@@ -107,24 +114,46 @@ func TestPreHookScriptHookMode(t *testing.T) {
 
 func envKubeconfig() string { return env.Kube.KubeconfigPath }
 
+// bootstrappedEvents counts the Bootstrapped Events namespace-bootstrap
+// recorded on the namespace ns, read once: hook mode writes them before it
+// returns, so there is nothing to wait for.
+func bootstrappedEvents(t *testing.T, ns string) int {
+	t.Helper()
+	evs, err := env.Kube.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", ns).String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs.Items {
+		if e.Reason == "Bootstrapped" && e.InvolvedObject.Kind == "Namespace" && e.Source.Component == Tool.Name {
+			n++
+		}
+	}
+	return n
+}
+
 // TestHookModeRun runs the tool's main body in hook mode: --user alone runs
-// one bootstrap and returns (no --once needed), and an
-// invalid user fails before touching the cluster.
+// one bootstrap and returns (no --once needed) with its Event written, and
+// an invalid user fails before touching the cluster.
 func TestHookModeRun(t *testing.T) {
 	installRBAC(t)
 	prefix := uniquePrefix()
 	cleanupNamespace(t, prefix+"alice")
-	tool := app.Tool{Name: "namespace-bootstrap", MetricsNamespace: "namespace_bootstrap", Version: "test", EnvAliases: EnvAliases}
+	tool := Tool.WithVersion("test")
 	lookup := func(string) (string, bool) { return "", false }
 	var out bytes.Buffer
 	args := []string{"--user", "alice", "--kubeconfig", env.Kube.KubeconfigPath, "--namespace-prefix", prefix}
-	if err := app.Run(context.Background(), tool, args, lookup, &out, &Config{}); err != nil {
+	if err := app.Run(context.Background(), tool, args, lookup, &out, NewConfig()); err != nil {
 		t.Fatalf("Run(%v) = %v\n%s", args, err, out.String())
 	}
 	if !namespaceExists(t, prefix+"alice") {
 		t.Errorf("namespace %salice not created", prefix)
 	}
-	err := app.Run(context.Background(), tool, []string{"--user", "Bad_Name", "--kubeconfig", env.Kube.KubeconfigPath}, lookup, &out, &Config{})
+	if n := bootstrappedEvents(t, prefix+"alice"); n != 1 {
+		t.Errorf("Bootstrapped Events on %salice when Run returned = %d, want 1 (hook mode records synchronously)", prefix, n)
+	}
+	err := app.Run(context.Background(), tool, []string{"--user", "Bad_Name", "--kubeconfig", env.Kube.KubeconfigPath}, lookup, &out, NewConfig())
 	if err == nil || !strings.Contains(err.Error(), "invalid username") {
 		t.Errorf("Run(--user Bad_Name) = %v, want an invalid username error", err)
 	}

@@ -2,8 +2,6 @@ package bootstrap
 
 import "github.com/prometheus/client_golang/prometheus"
 
-const metricsNamespace = "namespace_bootstrap"
-
 type metrics struct {
 	bootstraps       *prometheus.CounterVec
 	duration         prometheus.Histogram
@@ -18,6 +16,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
+	metricsNamespace := Tool.MetricsNamespace
 	m := &metrics{
 		bootstraps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metricsNamespace, Name: "bootstraps_total",

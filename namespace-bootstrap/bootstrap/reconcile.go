@@ -25,7 +25,7 @@ import (
 // objects the template does not name are left alone, and nothing is
 // deleted. It costs one paged list per kind and a write per difference.
 func (b *Bootstrapper) Reconcile(ctx context.Context, workers int) error {
-	selector := identity.ManagedByLabel + "=" + FieldManager
+	selector := identity.ManagedByLabel + "=" + Tool.Name
 	nsRes := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	namespaces, err := b.list(ctx, nsRes, selector)
 	if err != nil {

@@ -149,7 +149,7 @@ func TestReconcileCorrectsDrift(t *testing.T) {
 	}
 	beforeAnn := namespaceAnnotations(t, alice)
 
-	rec, stop := events.NewRecorder(env.Kube.Client, FieldManager, zap.NewNop())
+	rec, stop := events.NewRecorder(env.Kube.Client, Tool.Name, zap.NewNop())
 	defer stop()
 	f.b.Recorder = rec
 	f.counter.Reset()

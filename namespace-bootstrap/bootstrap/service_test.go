@@ -38,7 +38,7 @@ func startService(t *testing.T, c *Config) (string, *http.Client, *Pass) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a := env.App(t, testenv.AppOptions{Config: env.Kube.ServiceAccountConfig("namespace-bootstrap", "namespace-bootstrap"),
+	a := env.App(t, testenv.AppOptions{Tool: Tool, Config: env.Kube.ServiceAccountConfig("namespace-bootstrap", "namespace-bootstrap"),
 		Log: zaptest.NewLogger(t), Daemon: daemon.Options{Interval: time.Minute}})
 	pass, err := c.Build(context.Background(), a.Env)
 	if err != nil {
@@ -148,7 +148,7 @@ func TestServiceMode(t *testing.T) {
 			return false, err
 		}
 		for _, e := range evs.Items {
-			if e.Reason == "Bootstrapped" && e.InvolvedObject.Kind == "Namespace" && e.Source.Component == FieldManager {
+			if e.Reason == "Bootstrapped" && e.InvolvedObject.Kind == "Namespace" && e.Source.Component == Tool.Name {
 				return true, nil
 			}
 		}

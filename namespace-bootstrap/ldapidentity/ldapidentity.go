@@ -39,14 +39,17 @@ type Config struct {
 	ldapdir.Options
 }
 
-// AddFlags registers the --ldap-* flags (ldap-configmap's names).
+// NewConfig returns the configuration with its defaults: ldap-configmap's,
+// with the shorter timeouts.
+func NewConfig() Config {
+	c := Config{Options: ldapdir.NewOptions()}
+	c.ConnectTimeout, c.Timeout = 5*time.Second, 10*time.Second
+	return c
+}
+
+// AddFlags registers the --ldap-* flags (ldap-configmap's names), whose
+// defaults are c's current values (NewConfig's).
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = 5 * time.Second
-	}
-	if c.Timeout == 0 {
-		c.Timeout = 10 * time.Second
-	}
 	c.Options.AddFlags(fs)
 	fs.Lookup("ldap-url").Usage = "LDAP server for the user's identity at login, ldap://host:port or ldaps://host:port; empty disables the lookup and the identity annotations"
 }

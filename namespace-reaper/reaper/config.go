@@ -20,20 +20,19 @@ import (
 	"github.com/kubehpc/kubehpc/namespace-reaper/promactivity"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
-	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 )
 
-// Name is the tool's name: env prefix, field manager, event source.
-const Name = "namespace-reaper"
-
-// MetricsNamespace keeps the metric names of OSC's k8-namespace-reaper.
-const MetricsNamespace = "k8_namespace_reaper"
-
-// EnvAliases maps OSC k8-namespace-reaper's environment variables to our
-// flags, so existing deployments keep their settings.
-func EnvAliases() map[string]string {
-	return map[string]string{
+// Tool is namespace-reaper's name (binary, Event source, field manager),
+// environment prefix, metric prefix (OSC k8-namespace-reaper's, so its
+// metric names stay), and OSC's environment variables mapped to our flags, so
+// existing deployments keep their settings. main.go, the metrics and the
+// chart tests read it.
+var Tool = app.Tool{
+	Name:             "namespace-reaper",
+	EnvPrefix:        "NAMESPACE_REAPER",
+	MetricsNamespace: "k8_namespace_reaper",
+	EnvAliases: map[string]string{
 		"NAMESPACE_LABELS":               "namespace-labels",
 		"NAMESPACE_REGEXP":               "namespace-regexp",
 		"NAMESPACE_LAST_USED_ANNOTATION": "namespace-last-used-annotation",
@@ -48,7 +47,7 @@ func EnvAliases() map[string]string {
 		"LISTEN_ADDRESS":                 "admin-address",
 		"LOG_LEVEL":                      "log-level",
 		"POD_NAMESPACE":                  "own-namespace",
-	}
+	},
 }
 
 // Config is the tool's configuration.
@@ -83,27 +82,25 @@ type Config struct {
 // namespace.
 const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-// AddFlags registers the flags, with the Open OnDemand profile as defaults.
+// NewConfig returns the configuration with its defaults: the Open OnDemand
+// profile, as the flags show them.
+func NewConfig() *Config {
+	return &Config{
+		NamespaceLabels:        []string{identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue},
+		NamespaceRegexp:        "user-.+",
+		LastUsedAnnotation:     identity.LastHookExecutionAnnotation,
+		LastUsedThreshold:      4 * time.Hour,
+		ReapAfter:              168 * time.Hour,
+		MaxDeletionsPerPass:    10,
+		ActivityRecordInterval: 15 * time.Minute,
+		CacheSyncTimeout:       5 * time.Minute,
+		Prometheus:             promactivity.Options{Timeout: 30 * time.Second, RetryTimeout: 5 * time.Minute, RetryInterval: 5 * time.Second},
+	}
+}
+
+// AddFlags binds the flags to c's fields, whose current values (NewConfig's
+// defaults) are the flags' defaults.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
-	if c.NamespaceLabels == nil {
-		c.NamespaceLabels = []string{identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue}
-	}
-	if c.NamespaceRegexp == "" {
-		c.NamespaceRegexp = "user-.+"
-	}
-	if c.LastUsedAnnotation == "" {
-		c.LastUsedAnnotation = identity.LastHookExecutionAnnotation
-	}
-	setDefault(&c.LastUsedThreshold, 4*time.Hour)
-	setDefault(&c.ReapAfter, 168*time.Hour)
-	setDefault(&c.ActivityRecordInterval, 15*time.Minute)
-	setDefault(&c.CacheSyncTimeout, 5*time.Minute)
-	setDefault(&c.Prometheus.Timeout, 30*time.Second)
-	setDefault(&c.Prometheus.RetryTimeout, 5*time.Minute)
-	setDefault(&c.Prometheus.RetryInterval, 5*time.Second)
-	if c.MaxDeletionsPerPass == 0 {
-		c.MaxDeletionsPerPass = 10
-	}
 	fs.StringSliceVar(&c.NamespaceLabels, "namespace-labels", c.NamespaceLabels,
 		"Label selectors of the namespaces to consider, OR-ed (comma-separated; quote a selector that has commas)")
 	fs.StringVar(&c.NamespaceRegexp, "namespace-regexp", c.NamespaceRegexp,
@@ -136,12 +133,6 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.Prometheus.BearerTokenFile, "prometheus-bearer-token-file", c.Prometheus.BearerTokenFile,
 		"File holding a bearer token for Prometheus (read at every query)")
 	fs.StringVar(&c.Prometheus.CAFile, "prometheus-ca-file", c.Prometheus.CAFile, "PEM CA certificates verifying an https Prometheus")
-}
-
-func setDefault(d *time.Duration, v time.Duration) {
-	if *d == 0 {
-		*d = v
-	}
 }
 
 // Validate checks the configuration and builds the policy.
@@ -241,9 +232,8 @@ func (c *Config) Build(_ context.Context, env app.Env) (daemon.Pass, error) {
 	if err != nil {
 		return nil, err
 	}
-	clk := env.Clock
-	return New(*c, Deps{Client: client, Clock: clk, Log: env.Log, Registry: env.Registry,
-		Recorder: events.NewSyncRecorder(client, Name, clk, env.Log), Watch: !env.Daemon.Once})
+	return New(*c, Deps{Client: client, Clock: env.Clock, Log: env.Log, Registry: env.Registry,
+		Recorder: env.EventRecorder(Tool), Watch: !env.Daemon.Once})
 }
 
 // protobufClient returns a clientset speaking protobuf, which is smaller and

@@ -63,8 +63,7 @@ func newHarness(t testing.TB, o harnessOpts, mutate func(*Config)) *harness {
 	t.Helper()
 	id := env.UniqueName("t")
 	h := &harness{labels: map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": id}}
-	c := &Config{}
-	c.AddFlags(newFlagSet())
+	c := NewConfig()
 	if !o.noTestLabel {
 		c.NamespaceLabels = []string{identity.OnDemandNameLabel + "=" + identity.OnDemandNameValue + ",kubehpc-test=" + id}
 	}
@@ -91,7 +90,7 @@ func newHarness(t testing.TB, o harnessOpts, mutate func(*Config)) *harness {
 			})
 		}
 	}
-	a := env.App(t, testenv.AppOptions{Config: cfg, Now: time.Now().Add(o.offset), Daemon: daemon.Options{Once: !o.watch}})
+	a := env.App(t, testenv.AppOptions{Tool: Tool, Config: cfg, Now: time.Now().Add(o.offset), Daemon: daemon.Options{Once: !o.watch}})
 	h.clock, h.counter, h.reg = a.FakeClock, a.Counter, a.Registry
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

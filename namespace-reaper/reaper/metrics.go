@@ -18,7 +18,7 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	ns := MetricsNamespace
+	ns := Tool.MetricsNamespace
 	m := &metrics{
 		reaped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "reaped_total",
 			Help: "Namespaces deleted."}),

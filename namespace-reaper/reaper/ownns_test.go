@@ -25,7 +25,7 @@ func TestBuildProtectsTheNamespaceItRunsIn(t *testing.T) {
 	if err := os.WriteFile(file, []byte("reaper-home\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &Config{}
+	c := NewConfig()
 	if _, err := app.Parse(tool, []string{"--namespace-labels=", "--namespace-regexp=.*", "--dry-run", "--once"}, lookup(nil), io.Discard, c); err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,8 @@ func TestBuildProtectsTheNamespaceItRunsIn(t *testing.T) {
 	}
 
 	// Outside a cluster there is no file, and nothing more is protected.
-	c2 := &Config{namespaceFile: filepath.Join(t.TempDir(), "missing")}
+	c2 := NewConfig()
+	c2.namespaceFile = filepath.Join(t.TempDir(), "missing")
 	if _, err := app.Parse(tool, []string{"--namespace-labels=", "--namespace-regexp=.*", "--once"}, lookup(nil), io.Discard, c2); err != nil {
 		t.Fatal(err)
 	}

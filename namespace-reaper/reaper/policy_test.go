@@ -16,8 +16,7 @@ var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 // ondemandPolicy is the default Open OnDemand profile.
 func ondemandPolicy(t *testing.T, mutate ...func(*Config)) Policy {
 	t.Helper()
-	c := &Config{}
-	c.AddFlags(newFlagSet())
+	c := NewConfig()
 	for _, m := range mutate {
 		m(c)
 	}

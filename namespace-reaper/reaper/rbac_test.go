@@ -30,7 +30,7 @@ var clusterRules = []rbacv1.PolicyRule{
 func boundServiceAccount(t *testing.T, rules []rbacv1.PolicyRule) *rest.Config {
 	t.Helper()
 	home := env.Namespace(t, "reaper-sa-", nil)
-	return env.ServiceAccount(t, home, Name, testenv.Grant{Rules: rules}).Config
+	return env.ServiceAccount(t, home, Tool.Name, testenv.Grant{Rules: rules}).Config
 }
 
 // TestRBAC proves the ClusterRole above is all the tool needs, in --once and

@@ -223,7 +223,7 @@ func (w *watcher) record(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("encode patch: %w", err)
 	}
-	_, err = w.r.client.CoreV1().Namespaces().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: Name})
+	_, err = w.r.client.CoreV1().Namespaces().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: Tool.Name})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,11 +14,16 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/events"
 )
+
+var myTool = Tool{Name: "my-tool", EnvPrefix: "MY_TOOL", MetricsNamespace: "my_tool"}
 
 type fakeCmd struct {
 	DryRun bool
 	Filter string
+	// env is what Build got.
+	env Env
 }
 
 func (c *fakeCmd) AddFlags(fs *pflag.FlagSet) {
@@ -29,10 +36,13 @@ func (c *fakeCmd) Validate() error {
 	}
 	return nil
 }
-func (c *fakeCmd) Build(context.Context, Env) (daemon.Pass, error) { return nil, nil }
+func (c *fakeCmd) Build(_ context.Context, env Env) (daemon.Pass, error) {
+	c.env = env
+	return daemon.PassFunc(func(context.Context) error { return nil }), nil
+}
 
 func TestParse(t *testing.T) {
-	tool := Tool{Name: "my-tool", MetricsNamespace: "my_tool", EnvAliases: map[string]string{"LDAP_FILTER": "user-filter"}}
+	tool := Tool{Name: "my-tool", EnvPrefix: "MY_TOOL", MetricsNamespace: "my_tool", EnvAliases: map[string]string{"LDAP_FILTER": "user-filter"}}
 	tests := []struct {
 		name    string
 		args    []string
@@ -77,7 +87,7 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse() error = %v", err)
 			}
-			if *cmd != tt.want {
+			if cmd.DryRun != tt.want.DryRun || cmd.Filter != tt.want.Filter {
 				t.Errorf("Parse() command = %+v, want %+v", *cmd, tt.want)
 			}
 			if tt.check != nil {
@@ -91,7 +101,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpNamesEnvVars(t *testing.T) {
 	var out bytes.Buffer
-	_, err := Parse(Tool{Name: "my-tool"}, []string{"--help"}, func(string) (string, bool) { return "", false }, &out, &fakeCmd{})
+	_, err := Parse(myTool, []string{"--help"}, func(string) (string, bool) { return "", false }, &out, &fakeCmd{})
 	if !errors.Is(err, pflag.ErrHelp) {
 		t.Fatalf("Parse(--help) error = %v, want ErrHelp", err)
 	}
@@ -105,12 +115,71 @@ func TestHelpNamesEnvVars(t *testing.T) {
 func TestVersionFlag(t *testing.T) {
 	noEnv := func(string) (string, bool) { return "", false }
 	// --version needs no valid configuration (an empty filter fails Validate).
-	if _, err := Parse(Tool{Name: "my-tool"}, []string{"--version", "--user-filter="}, noEnv, io.Discard, &fakeCmd{}); !errors.Is(err, ErrVersion) {
+	if _, err := Parse(myTool, []string{"--version", "--user-filter="}, noEnv, io.Discard, &fakeCmd{}); !errors.Is(err, ErrVersion) {
 		t.Errorf("Parse(--version) error = %v, want ErrVersion", err)
 	}
 	// The environment never asks for the version, even with a value that is no bool.
 	env := func(k string) (string, bool) { return "1.2.3", k == "MY_TOOL_VERSION" }
-	if _, err := Parse(Tool{Name: "my-tool"}, nil, env, io.Discard, &fakeCmd{}); err != nil {
+	if _, err := Parse(myTool, nil, env, io.Discard, &fakeCmd{}); err != nil {
 		t.Errorf("Parse with MY_TOOL_VERSION=1.2.3 error = %v, want nil", err)
+	}
+}
+
+func TestParseNeedsACompleteTool(t *testing.T) {
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, tool := range []Tool{{Name: "my-tool", MetricsNamespace: "my_tool"}, {Name: "my-tool", EnvPrefix: "MY_TOOL"}, {EnvPrefix: "MY_TOOL", MetricsNamespace: "my_tool"}} {
+		if _, err := Parse(tool, nil, noEnv, io.Discard, &fakeCmd{}); err == nil || !strings.Contains(err.Error(), "are required") {
+			t.Errorf("Parse(%+v) error = %v, want one saying Name, EnvPrefix and MetricsNamespace are required", tool, err)
+		}
+	}
+}
+
+// TestRunChoosesRecorder runs the wiring (no API server is contacted: the
+// pass does nothing) and checks the Event recorder Run hands to Build:
+// synchronous with --once, so the Events are written before the process
+// exits, the broadcaster for a daemon.
+func TestRunChoosesRecorder(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) (string, bool) { return "", false }
+	for _, tt := range []struct {
+		name string
+		args []string
+		sync bool
+	}{
+		{"once", []string{"--once"}, true},
+		{"daemon", nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			if !tt.sync {
+				cancel() // the daemon stops at once
+			}
+			defer cancel()
+			cmd := &fakeCmd{}
+			args := append([]string{"--kubeconfig=" + kubeconfig, "--admin-address=", "--api-probe-interval=0", "--log-level=error"}, tt.args...)
+			if err := Run(ctx, myTool, args, noEnv, io.Discard, cmd); err != nil {
+				t.Fatalf("Run(%v) = %v", args, err)
+			}
+			_, isSync := cmd.env.Recorder.(*events.SyncRecorder)
+			if cmd.env.Recorder == nil || isSync != tt.sync {
+				t.Errorf("Run(%v) gave Build the recorder %T, want synchronous %v", args, cmd.env.Recorder, tt.sync)
+			}
+			if cmd.env.EventRecorder(myTool) != cmd.env.Recorder {
+				t.Errorf("Env.EventRecorder() is not the recorder Run chose")
+			}
+		})
+	}
+	// A hand-built Env (a test calling Build) gets a synchronous recorder.
+	if _, ok := (Env{}).EventRecorder(myTool).(*events.SyncRecorder); !ok {
+		t.Errorf("Env{}.EventRecorder() is %T, want *events.SyncRecorder", (Env{}).EventRecorder(myTool))
 	}
 }

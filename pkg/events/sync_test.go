@@ -1,4 +1,4 @@
-package events
+package events_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/utils/clock"
 
+	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -32,7 +33,7 @@ func TestSyncRecorder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := NewSyncRecorder(env.Kube.Client, "my-tool", clock.RealClock{}, zap.NewNop())
+	rec := events.NewSyncRecorder(env.Kube.Client, "my-tool", clock.RealClock{}, zap.NewNop())
 	rec.Eventf(cm, corev1.EventTypeNormal, "Synced", "wrote %d keys", 3)
 	rec.Event(nsObj, corev1.EventTypeWarning, "Reaped", "idle")
 	tests := []struct{ namespace, name, reason, message string }{

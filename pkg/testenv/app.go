@@ -18,6 +18,11 @@ import (
 
 // AppOptions say how Env.App builds a tool's environment.
 type AppOptions struct {
+	// Tool, when set, gets the Event recorder app.Run would choose for it
+	// (synchronous with Daemon.Once, else the broadcaster, stopped at the
+	// test's end); without it the tool's Build falls back to a synchronous
+	// one (app.Env.EventRecorder).
+	Tool app.Tool
 	// Config is the identity the tool acts as; nil means the admin.
 	Config *rest.Config
 	// Now starts a fake clock at that time; zero means the real clock.
@@ -63,5 +68,10 @@ func (e *Env) App(t testing.TB, o AppOptions) *App {
 		clk = a.FakeClock
 	}
 	a.Env = app.Env{Log: log, Clock: clk, Registry: prometheus.NewRegistry(), RESTConfig: counted, Client: client, Daemon: o.Daemon}
+	if o.Tool.Name != "" {
+		rec, stop := app.NewRecorder(o.Tool, o.Daemon.Once, client, clk, log)
+		t.Cleanup(stop)
+		a.Env.Recorder = rec
+	}
 	return a
 }
