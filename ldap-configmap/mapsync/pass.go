@@ -147,7 +147,13 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	if !st.Unchanged || results == nil {
 		results = map[ldapdir.View]ldapdir.Result{}
 		for _, v := range views {
-			if _, ok := results[v]; !ok {
+			if _, ok := results[v]; ok {
+				continue
+			}
+			if prev, ok := p.results[v]; ok && st.Delta != nil {
+				// Only the users the changes can touch.
+				results[v] = ldapdir.ResolveChanges(dir.Config, p.cfg.UserPrefix, v, prev, snap, st.Delta)
+			} else {
 				results[v] = ldapdir.Resolve(dir.Config, p.cfg.UserPrefix, snap.Users[v.UserFilter], snap.Groups[v.GroupFilter])
 			}
 		}
@@ -155,7 +161,7 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 		p.gen++ // the rendered maps are stale
 	}
 	p.reportSkips(views, results)
-	collisions := p.refuseCollisions(views, results)
+	results, collisions := p.refuseCollisions(views, results)
 	if p.usersGen != p.gen {
 		users := map[string]bool{}
 		for _, r := range results {
@@ -251,20 +257,33 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 }
 
 // refuseCollisions gathers the namespaces that several LDAP entries map to
-// in any view, removes them from every view's identities (no ConfigMap and
-// no annotation may name either user) and reports each one: a log line, a
-// Warning Event on the tool's own Pod (or first ConfigMap) and the gauge.
-func (p *Pass) refuseCollisions(views []ldapdir.View, results map[ldapdir.View]ldapdir.Result) map[string][]string {
+// in any view, returns the results without them in any view's identities
+// (no ConfigMap and no annotation may name either user; the results given
+// are kept as resolved, for the next incremental resolution) and reports
+// each one: a log line, a Warning Event on the tool's own Pod (or first
+// ConfigMap) and the gauge.
+func (p *Pass) refuseCollisions(views []ldapdir.View, results map[ldapdir.View]ldapdir.Result) (map[ldapdir.View]ldapdir.Result, map[string][]string) {
 	all := map[string][]string{}
 	for _, v := range views {
 		for key, names := range results[v].Collisions {
 			all[key] = slices.Compact(slices.Sorted(slices.Values(append(all[key], names...))))
 		}
 	}
-	for _, r := range results {
-		for key := range all {
-			delete(r.Identities, key)
+	if len(all) > 0 {
+		filtered := make(map[ldapdir.View]ldapdir.Result, len(results))
+		for v, r := range results {
+			for key := range all {
+				if _, ok := r.Identities[key]; ok {
+					r.Identities = maps.Clone(r.Identities)
+					for key := range all {
+						delete(r.Identities, key)
+					}
+					break
+				}
+			}
+			filtered[v] = r
 		}
+		results = filtered
 	}
 	p.m.collisions.Set(float64(len(all)))
 	for _, key := range slices.Sorted(maps.Keys(all)) {
@@ -274,7 +293,7 @@ func (p *Pass) refuseCollisions(views []ldapdir.View, results map[ldapdir.View]l
 			"LDAP entries %s all map to namespace %s: refused for all of them (no identity in any ConfigMap, the namespace's annotations left as they are); rename all but one in LDAP",
 			strings.Join(quoteAll(names), ", "), key)
 	}
-	return all
+	return results, all
 }
 
 func quoteAll(s []string) []string {

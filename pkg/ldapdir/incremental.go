@@ -68,7 +68,23 @@ type ReadStats struct {
 	// Changed and Deleted count entries re-read and dropped by an
 	// incremental read.
 	Changed, Deleted int
+	// Delta lists what an incremental read changed (nil for a full or an
+	// unchanged read), for ResolveChanges.
+	Delta *Delta
 }
+
+// Delta is what an incremental read changed, per filter: each entry
+// changed, added (Old nil) or deleted (New nil), keyed by filter.
+type Delta struct {
+	Users  map[string][]UserChange
+	Groups map[string][]GroupChange
+}
+
+// UserChange is one user entry before and after a read (nil: absent).
+type UserChange struct{ Old, New *User }
+
+// GroupChange is one group entry before and after a read (nil: absent).
+type GroupChange struct{ Old, New *Group }
 
 // Reasons for a full read.
 const (
@@ -354,17 +370,24 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 	t.attrs = []string{cache.mode}
 	changed := fmt.Sprintf("(%s>=%s)", cache.mode, ldap.EscapeFilter(cache.since))
 	groupsChanged := 0
+	delta := &Delta{Users: map[string][]UserChange{}, Groups: map[string][]GroupChange{}}
 	// Work on copies, so that a failed read leaves the cache as it was.
 	users := map[string]map[string]User{}
 	groups := map[string]map[string]Group{}
 	for _, v := range views {
 		if _, ok := users[v.UserFilter]; !ok {
-			m := maps.Clone(cache.users[v.UserFilter])
+			old := cache.users[v.UserFilter]
+			m := maps.Clone(old)
+			var changes []UserChange
 			err := s.users(ctx, "(&"+v.UserFilter+changed+")", t.attrs, func(u User, e *ldap.Entry) {
-				m[cacheKeyOf(u.DN)] = u
+				k := cacheKeyOf(u.DN)
+				m[k] = u
 				t.see(e)
 				if first(e, cache.mode) != cache.since { // not the boundary entry seen last time
 					st.Changed++
+				}
+				if o, ok := old[k]; !ok || !sameUser(o, u) {
+					changes = append(changes, UserChange{Old: ptrIf(o, ok), New: &u})
 				}
 			})
 			if err != nil {
@@ -374,21 +397,31 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 			if err != nil {
 				return st, err
 			}
-			n, err := prune(m, live)
+			gone, err := prune(m, live)
 			if err != nil {
 				return st, err
 			}
-			st.Deleted += n
+			for _, o := range gone {
+				changes = append(changes, UserChange{Old: &o})
+			}
+			st.Deleted += len(gone)
 			users[v.UserFilter] = m
+			delta.Users[v.UserFilter] = changes
 		}
 		if _, ok := groups[v.GroupFilter]; !ok {
-			m := maps.Clone(cache.groups[v.GroupFilter])
+			old := cache.groups[v.GroupFilter]
+			m := maps.Clone(old)
+			var changes []GroupChange
 			err := s.groups(ctx, "(&"+v.GroupFilter+changed+")", t.attrs, func(g Group, e *ldap.Entry) {
-				m[cacheKeyOf(g.DN)] = g
+				k := cacheKeyOf(g.DN)
+				m[k] = g
 				t.see(e)
 				if first(e, cache.mode) != cache.since {
 					st.Changed++
 					groupsChanged++
+				}
+				if o, ok := old[k]; !ok || !sameGroup(o, g) {
+					changes = append(changes, GroupChange{Old: ptrIf(o, ok), New: &g})
 				}
 			})
 			if err != nil {
@@ -398,12 +431,16 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 			if err != nil {
 				return st, err
 			}
-			n, err := prune(m, live)
+			gone, err := prune(m, live)
 			if err != nil {
 				return st, err
 			}
-			st.Deleted += n
+			for _, o := range gone {
+				changes = append(changes, GroupChange{Old: &o})
+			}
+			st.Deleted += len(gone)
 			groups[v.GroupFilter] = m
+			delta.Groups[v.GroupFilter] = changes
 		}
 	}
 	switch {
@@ -417,7 +454,24 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 	}
 	cache.users, cache.groups = users, groups
 	cache.build()
+	st.Delta = delta
 	return st, nil
+}
+
+func ptrIf[T any](v T, ok bool) *T {
+	if !ok {
+		return nil
+	}
+	return &v
+}
+
+func sameUser(a, b User) bool {
+	return a.DN == b.DN && a.Name == b.Name && a.UID == b.UID && a.GID == b.GID && a.Home == b.Home && slices.Equal(a.MemberOf, b.MemberOf)
+}
+
+func sameGroup(a, b Group) bool {
+	return a.DN == b.DN && a.Name == b.Name && a.GID == b.GID && slices.Equal(a.Member, b.Member) &&
+		slices.Equal(a.MemberUID, b.MemberUID) && slices.Equal(a.MemberOf, b.MemberOf)
 }
 
 // liveKeys runs a DN-only search (attributes "1.1") of filter and returns
@@ -430,23 +484,24 @@ func (s *Session) liveKeys(ctx context.Context, base, filter string) (map[string
 	return keep, err
 }
 
-// prune removes the entries of m that live no longer holds; an entry live
+// prune removes the entries of m that live no longer holds, and returns
+// them; an entry live
 // holds that m lacks (it matched the filter without a change the change
 // search saw) needs a full read.
-func prune[V any](m map[string]V, live map[string]bool) (int, error) {
+func prune[V any](m map[string]V, live map[string]bool) ([]V, error) {
 	for k := range live {
 		if _, ok := m[k]; !ok {
-			return 0, &needFull{FullUnknown}
+			return nil, &needFull{FullUnknown}
 		}
 	}
-	n := 0
-	for k := range m {
+	var gone []V
+	for k, v := range m {
 		if !live[k] {
 			delete(m, k)
-			n++
+			gone = append(gone, v)
 		}
 	}
-	return n, nil
+	return gone, nil
 }
 
 // cacheKeyOf is the cache key of an entry: its normalised DN, or the raw DN
@@ -461,7 +516,7 @@ func cacheKeyOf(dn string) string {
 // build rebuilds the snapshot from the cached entries, in DN order so that
 // a snapshot does not depend on map order.
 func (c *Cache) build() {
-	snap := &Snapshot{Users: map[string][]User{}, Groups: map[string][]Group{}}
+	snap := &Snapshot{Users: map[string][]User{}, Groups: map[string][]Group{}, users: c.users}
 	for f, m := range c.users {
 		keys := slices.Sorted(maps.Keys(m))
 		l := make([]User, 0, len(keys))

@@ -2,6 +2,7 @@ package ldapdir
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +74,10 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			views := cfg.IdentityViews().List()
 			b := views[0]
 			var cache Cache
+			var prev Result // ResolveChanges' result, carried from step to step
+			resolved := 0   // how many users the last ResolveChanges resolved
 			now := time.Unix(1e9, 0)
+			opts := []cmp.Option{cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b Skip) bool { return a.DN < b.DN }), cmpopts.IgnoreUnexported(Result{})}
 			read := func(step string) (ReadStats, int64) {
 				t.Helper()
 				snap, st, reqs, err := ReadCached(ctx, cfg, views, &cache, ReadOptions{Now: now, FullEvery: time.Hour})
@@ -86,9 +90,21 @@ func TestIncrementalMatchesFull(t *testing.T) {
 				}
 				got := Resolve(cfg, "user-", snap.Users[b.UserFilter], snap.Groups[b.GroupFilter])
 				want := Resolve(cfg, "user-", full.Users[b.UserFilter], full.Groups[b.GroupFilter])
-				if d := cmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.SortSlices(func(a, b Skip) bool { return a.DN < b.DN })); d != "" {
-					t.Errorf("%s: incremental result differs from a full read (-full +incremental):\n%s", step, d)
+				if d := cmp.Diff(want, got, opts...); d != "" {
+					t.Errorf("%s: incremental read's result differs from a full read (-full +incremental):\n%s", step, d)
 				}
+				if st.Delta != nil && (st.Full || st.Unchanged) {
+					t.Errorf("%s: %+v carries a delta", step, st)
+				}
+				inc := got
+				if st.Delta != nil {
+					inc = ResolveChanges(cfg, "user-", b, prev, snap, st.Delta)
+					resolved = inc.resolved
+					if d := cmp.Diff(want, inc, opts...); d != "" {
+						t.Errorf("%s: ResolveChanges differs from resolving a full read (-full +changes):\n%s", step, d)
+					}
+				}
+				prev = inc
 				return st, reqs
 			}
 			if st, _ := read("first"); !st.Full || st.Reason != FullFirst || st.Mode != tt.wantMode {
@@ -101,10 +117,13 @@ func TestIncrementalMatchesFull(t *testing.T) {
 			if tt.syncProv && (!st.Unchanged || reqs != 2) {
 				t.Errorf("nothing changed with contextCSN: %+v in %d requests, want unchanged in 2 (root DSE, contextCSN)", st, reqs)
 			}
-			member := "memberUid: dave"
-			group := "cn=pzs0001,ou=groups,"
+			member, erin := "memberUid: dave", "memberUid: erin"
+			group, small, other := "cn=pzs0001,ou=groups,", "cn=pzs0004,ou=groups,", "cn=pzs0005,ou=groups,"
+			badGroup := "objectClass: posixGroup\ncn: bad group\ngidNumber: 20999\n"
 			if tt.scheme != SchemeMemberUID {
+				badGroup = "objectClass: groupOfNames\ncn: bad group\nmember: uid=dave,ou=people," + s.Suffix + "\n"
 				member, group = "member: uid=dave,ou=people,"+s.Suffix, "cn=proj-c,ou=projects,"
+				erin, small, other = "member: uid=erin,ou=people,"+s.Suffix, "cn=proj-b,ou=projects,", "cn=proj-c,ou=projects,"
 			}
 			steps := []struct{ name, ldif string }{
 				{"user changed", "dn: uid=alice,ou=people," + s.Suffix + "\nchangetype: modify\nreplace: uidNumber\nuidNumber: 11001\n"},
@@ -113,6 +132,34 @@ func TestIncrementalMatchesFull(t *testing.T) {
 				{"user renamed", "dn: uid=carol,ou=people," + s.Suffix + "\nchangetype: modrdn\nnewrdn: uid=caroline\ndeleteoldrdn: 1\n"},
 				{"user added", "dn: uid=erin,ou=people," + s.Suffix + "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n" +
 					"uid: erin\ncn: Erin\nsn: E\nuidNumber: 10009\ngidNumber: 10009\nhomeDirectory: /home/erin\n"},
+				// A group skipped for its name, kept skipped once through the changes below.
+				{"bad group added", "dn: cn=bad group," + small[strings.Index(small, ",")+1:] + s.Suffix + "\nchangetype: add\n" + badGroup},
+				// erin joins a group no one else resolved is in.
+				{"member added to a small group", "dn: " + small + s.Suffix + "\nchangetype: modify\nadd: " + erin[:strings.Index(erin, ":")] + "\n" + erin + "\n"},
+				// A group erin is not in takes her primary GID: its name joins hers.
+				{"group GID changed", "dn: " + other + s.Suffix + "\nchangetype: modify\nreplace: gidNumber\ngidNumber: 10009\n"},
+				// A group nests in another: its members (nested ones too) gain it.
+				{"group nested", "dn: " + group + s.Suffix + "\nchangetype: modify\nadd: member\nmember: " + small + s.Suffix + "\n"},
+				// ERIN maps to erin's namespace: both are refused, then erin is back.
+				{"colliding user added", "dn: uid=erin2,ou=people," + s.Suffix + "\nchangetype: add\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\n" +
+					"uid: ERIN\ncn: Erin\nsn: E\nuidNumber: 10010\ngidNumber: 10010\nhomeDirectory: /home/erin2\n"},
+				{"colliding user deleted", "dn: uid=erin2,ou=people," + s.Suffix + "\nchangetype: delete\n"},
+			}
+			if tt.scheme == SchemeMemberUID {
+				steps = slices.DeleteFunc(steps, func(s struct{ name, ldif string }) bool { return s.name == "group nested" })
+			}
+			// Users ResolveChanges resolves again (of the 5 or 6 the
+			// directory holds), where the step is read incrementally.
+			wantResolved := map[string]int{"user changed": 1, "user added": 1, "colliding user added": 2}
+			if tt.scheme == SchemeMemberUID {
+				wantResolved["member added to a small group"] = 1 // erin (its member carol is caroline now)
+				wantResolved["group GID changed"] = 1             // erin, by her GID
+				wantResolved["colliding user deleted"] = 1        // erin; ERIN is gone
+			} else {
+				// erin, caroline (a member) and alice (in proj-a, nested in proj-b).
+				wantResolved["member added to a small group"] = 3
+				// erin by her GID, john.smith and dave (members).
+				wantResolved["group GID changed"] = 3
 			}
 			for _, step := range steps {
 				if err := s.Modify(ctx, step.ldif); err != nil {
@@ -121,13 +168,16 @@ func TestIncrementalMatchesFull(t *testing.T) {
 				st, _ := read(step.name)
 				wantFull := ""
 				switch {
-				case tt.scheme != SchemeMemberUID && (step.name == "user deleted" || step.name == "user renamed"):
+				case tt.scheme != SchemeMemberUID && (step.name == "user deleted" || step.name == "user renamed" || step.name == "colliding user deleted"):
 					wantFull = FullReferences
-				case tt.scheme == SchemeMemberOf && step.name == "group membership changed":
+				case tt.scheme == SchemeMemberOf && strings.Contains(step.name, "group"):
 					wantFull = FullMemberOf
 				}
 				if st.Full != (wantFull != "") || st.Reason != wantFull {
 					t.Errorf("%s: %+v, want full %v (reason %q)", step.name, st, wantFull != "", wantFull)
+				}
+				if want, ok := wantResolved[step.name]; ok && wantFull == "" && resolved != want {
+					t.Errorf("%s: ResolveChanges resolved %d users, want %d", step.name, resolved, want)
 				}
 			}
 			now = now.Add(time.Hour)

@@ -57,6 +57,12 @@ type Result struct {
 	// (pkg/naming: names differing only in case, or in '.', '@' and '-'),
 	// with the colliding LDAP names, sorted. None of them has an identity.
 	Collisions map[string][]string
+	// keyIndex lists, by namespace name, the DN keys (cacheKeyOf) of every
+	// user entry with that valid name, good or bad: who can collide with
+	// whom, for ResolveChanges.
+	keyIndex map[string][]string
+	// resolved counts the user entries resolved to compute this result.
+	resolved int
 }
 
 // normDN returns a canonical form of a DN for comparison: parsed, attribute
@@ -136,7 +142,7 @@ type group struct {
 // with cfg, keyed by naming.NamespaceForUser(prefix, name). Bad entries are
 // skipped and reported, never fatal.
 func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
-	res := Result{Identities: map[string]Identity{}, Collisions: map[string][]string{}}
+	res := Result{Identities: map[string]Identity{}, Collisions: map[string][]string{}, keyIndex: make(map[string][]string, len(users)), resolved: len(users)}
 	skip := func(dn, name, reason, detail string) {
 		res.Skipped = append(res.Skipped, Skip{DN: dn, Name: name, Reason: reason, Detail: detail})
 	}
@@ -189,6 +195,7 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 	names := map[string][]string{}
 	keys := make([]string, len(users))
 	keyErrs := make([]error, len(users))
+	dnKeys := make([]string, len(users))
 	for i, u := range users {
 		if u.Name == "" {
 			continue
@@ -196,6 +203,8 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		keys[i], keyErrs[i] = naming.NamespaceForUser(prefix, u.Name)
 		if keyErrs[i] == nil {
 			names[keys[i]] = append(names[keys[i]], u.Name)
+			dnKeys[i] = cacheKeyOf(u.DN)
+			res.keyIndex[keys[i]] = append(res.keyIndex[keys[i]], dnKeys[i])
 		}
 	}
 	for key, n := range names {
@@ -236,7 +245,10 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 			skip(u.DN, u.Name, SkipInvalidGID, u.GID)
 			continue
 		}
-		dn, _ := normDN(u.DN)
+		dn := dnKeys[i] // normDN's, or "\x00" and the DN when it does not parse
+		if strings.HasPrefix(dn, "\x00") {
+			dn = ""
+		}
 		byKey[key] = append(byKey[key], len(us))
 		us = append(us, user{id: Identity{User: u.Name, Namespace: key, DN: u.DN, UID: uid, GID: gid, Home: u.Home}, dn: dn, memberOf: u.MemberOf})
 	}

@@ -17,6 +17,9 @@ const DefaultPrefix = "user-"
 // ErrInvalidUsername is wrapped by every error NamespaceForUser returns.
 var ErrInvalidUsername = errors.New("invalid username")
 
+// separators are folded into "-" (built once: a full sync maps 50,000 names).
+var separators = strings.NewReplacer(".", "-", "@", "-")
+
 // NamespaceForUser returns prefix + username, with the username lower-cased and
 // '.' and '@' replaced by '-' (as Open OnDemand's Kubernetes adapter does).
 // It never truncates or otherwise alters a name further: a result that is not
@@ -26,7 +29,7 @@ func NamespaceForUser(prefix, username string) (string, error) {
 	if username == "" {
 		return "", fmt.Errorf("%w: empty username", ErrInvalidUsername)
 	}
-	name := prefix + strings.NewReplacer(".", "-", "@", "-").Replace(strings.ToLower(username))
+	name := prefix + separators.Replace(strings.ToLower(username))
 	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
 		return "", fmt.Errorf("%w: username %q gives namespace %q, which is not a valid DNS-1123 label: %s",
 			ErrInvalidUsername, username, name, strings.Join(errs, "; "))
