@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -26,6 +27,18 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
+
+// resetPeakRSS returns the memory the benchmark's set-up freed to the
+// system and resets this process's peak resident set (VmHWM), so that the
+// peak read after the passes is theirs: the tool's, plus what the test
+// process holds beside it (its clients and the generated directory).
+func resetPeakRSS(b *testing.B) {
+	b.Helper()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Fatalf("reset the peak RSS: %v", err)
+	}
+}
 
 // peakRSSMB is this process's peak resident set (VmHWM), in MB.
 func peakRSSMB() float64 {
@@ -261,6 +274,8 @@ func BenchmarkConfigMaps(b *testing.B) {
 func BenchmarkDirectory50k(b *testing.B) {
 	for range b.N {
 		e := setupBench(b, 50000, 5000, 10, []string{MapperUID, MapperGIDs, MapperGroups}, 5000)
+		b.ReportMetric(peakRSSMB(), "setup_peak_rss_MB")
+		resetPeakRSS(b)
 		e.step(b, "cold", true)
 		e.watchNamespaces(b)
 		e.step(b, "unchanged", true)
@@ -276,6 +291,6 @@ func BenchmarkDirectory50k(b *testing.B) {
 			b.ReportMetric(size/50000, m+"_bytes/user")
 		}
 		b.ReportMetric(testutil.ToFloat64(e.pass.m.annotated), "annotated_namespaces")
-		b.ReportMetric(peakRSSMB(), "peak_rss_MB")
+		b.ReportMetric(peakRSSMB(), "passes_peak_rss_MB")
 	}
 }
