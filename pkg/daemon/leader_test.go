@@ -1,8 +1,7 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -13,9 +12,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
+	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
+// The tests against the API server are in package daemon_test: pkg/testenv
+// imports pkg/daemon (for app environments), so package daemon's own tests
+// cannot import it.
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
@@ -31,12 +34,12 @@ func (p *countingPass) RunOnce(context.Context) error { p.n.Add(1); return nil }
 // other takes over.
 func TestLeaderElection(t *testing.T) {
 	ns := env.Namespace(t, "lease-", nil)
-	newReplica := func(id string) (*Runner, *countingPass) {
+	newReplica := func(id string) (*daemon.Runner, *countingPass) {
 		p := &countingPass{}
-		o := Options{Interval: 50 * time.Millisecond, ShutdownTimeout: time.Second, ReadyIntervals: 1,
-			LeaderElection: LeaderElectionOptions{Enabled: true, LeaseName: "tool", Namespace: ns, Identity: id,
+		o := daemon.Options{Interval: 50 * time.Millisecond, ShutdownTimeout: time.Second, ReadyIntervals: 1,
+			LeaderElection: daemon.LeaderElectionOptions{Enabled: true, LeaseName: "tool", Namespace: ns, Identity: id,
 				LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 200 * time.Millisecond}}
-		r, err := New(o, Deps{MetricsNamespace: "tool", Log: zap.NewNop(), Clock: clock.RealClock{}, Registry: prometheus.NewRegistry(), Client: env.Kube.Client}, p)
+		r, err := daemon.New(o, daemon.Deps{MetricsNamespace: "tool", Log: zap.NewNop(), Clock: clock.RealClock{}, Registry: prometheus.NewRegistry(), Client: env.Kube.Client}, p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,34 +88,6 @@ func TestLeaderElection(t *testing.T) {
 	stopB()
 	if err := <-doneB; err != nil {
 		t.Fatalf("replica b Run() = %v", err)
-	}
-}
-
-// TestAdminEndpoints serves /metrics, /healthz and /readyz from Run.
-func TestAdminEndpoints(t *testing.T) {
-	p := &countingPass{}
-	reg := prometheus.NewRegistry()
-	r, err := New(Options{Interval: time.Hour, ShutdownTimeout: time.Second, ReadyIntervals: 1, AdminAddr: "127.0.0.1:0"},
-		Deps{MetricsNamespace: "tool", Version: "v1", Log: zap.NewNop(), Clock: clock.RealClock{}, Registry: reg}, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Bind the admin port ourselves to learn it: run the server directly.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ln, srv := listenAdmin(t, r)
-	go func() { _ = srv.Serve(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
-	if code := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz before any pass = %d, want 503", code)
-	}
-	if err := r.runPass(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
-		if code := get(t, base+path); code != want {
-			t.Errorf("GET %s = %d, want %d", path, code, want)
-		}
 	}
 }
 
