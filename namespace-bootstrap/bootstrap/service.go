@@ -2,7 +2,6 @@ package bootstrap
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,45 +226,4 @@ func (l *UserLimiter) RetryAfter() time.Duration {
 		return time.Minute
 	}
 	return time.Duration(float64(time.Second) / float64(l.limit))
-}
-
-// Server limits: a client that sends its headers or body slowly, or holds
-// an idle connection, is cut off instead of holding a connection forever.
-const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 30 * time.Second
-	idleTimeout       = 60 * time.Second
-	maxHeaderBytes    = 16 << 10
-)
-
-// newServer returns the HTTPS server of service mode with its limits; a
-// response may take the request timeout plus a margin.
-func newServer(h http.Handler, requestTimeout time.Duration, tlsCfg *tls.Config) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      requestTimeout + 10*time.Second,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		TLSConfig:         tlsCfg,
-	}
-}
-
-// serveTLS serves on ln with srv.TLSConfig's certificate until ctx is done.
-func serveTLS(ctx context.Context, log *zap.Logger, srv *http.Server, ln net.Listener) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
-	log.Info("Serving bootstrap HTTPS", zap.String("address", ln.Addr().String()))
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve HTTPS on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("shut down HTTPS: %w", err)
-	}
-	return nil
 }
