@@ -105,28 +105,30 @@ func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy
 	slices.SortStableFunc(plan.Expired, func(a, b Expiry) int {
 		return cmp.Or(a.Verdict.Deadline.Compare(b.Verdict.Deadline), cmp.Compare(a.Pod.Namespace+"/"+a.Pod.Name, b.Pod.Namespace+"/"+b.Pod.Name))
 	})
-	// Companions of expired jobs; a job id is only expired when every one of
-	// its pods in the namespace has expired (several pods may share a job).
-	expiredPods := map[NamespacedJob]int{}
-	for _, e := range plan.Expired {
-		if e.Job != "" {
-			expiredPods[NamespacedJob{e.Pod.Namespace, e.Job}]++
-		}
-	}
-	livePods := map[NamespacedJob]int{}
+	// Companions of ended jobs (JobEnded), taken by the job's last expired
+	// pod in deadline order.
+	jobPods := map[NamespacedJob][]*Pod{}
 	for _, pod := range pods {
 		if job := JobOf(pod.Labels, jobLabel); job != "" {
-			livePods[NamespacedJob{pod.Namespace, job}]++
+			k := NamespacedJob{pod.Namespace, job}
+			jobPods[k] = append(jobPods[k], pod)
 		}
 	}
-	// The last pod of the job (in deadline order) takes them.
+	expired := make(map[*Pod]bool, len(plan.Expired))
+	for _, e := range plan.Expired {
+		expired[e.Pod] = true
+	}
+	taken := map[NamespacedJob]bool{}
 	for i := len(plan.Expired) - 1; i >= 0; i-- {
 		e := plan.Expired[i]
 		k := NamespacedJob{e.Pod.Namespace, e.Job}
-		if e.Job != "" && expiredPods[k] == livePods[k] {
+		if e.Job == "" || taken[k] {
+			continue
+		}
+		taken[k] = true // the job's last expired pod decides for the job
+		if JobEnded(jobPods[k], func(p *Pod) bool { return expired[p] }) {
 			plan.Expired[i].Companions = byJob[k]
 			plan.Expired[i].LastOfJob = true
-			expiredPods[k] = -1
 		}
 	}
 	for _, o := range objects {
@@ -145,4 +147,17 @@ func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy
 		}
 	}
 	return plan
+}
+
+// JobEnded is the rule for a job's objects, in a pass and in watch mode:
+// they go once every pod of the job in its namespace (pods) has expired
+// (several pods may share a job; a pod being deleted by someone else is
+// not expired, so it keeps them until it is gone and they are orphans).
+func JobEnded(pods []*Pod, expired func(*Pod) bool) bool {
+	for _, p := range pods {
+		if !expired(p) {
+			return false
+		}
+	}
+	return true
 }

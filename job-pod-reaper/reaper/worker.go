@@ -96,39 +96,35 @@ func (w *watch) schedule(pod *Pod) {
 }
 
 // companions returns the objects of job, and true, when they go with pod:
-// BuildPlan's rule (every pod of the job in the namespace has expired, and
-// the last of them by deadline takes the objects) applied to the job's
-// pods and objects in the caches. (The caches are indexed by namespace,
-// not by job: an index entry per job would cost more memory than scanning
-// a namespace's objects at each deletion.)
+// when the job has ended (JobEnded, the rule of BuildPlan) with pod, the
+// job's pods being those in the caches. (The caches are indexed by
+// namespace, not by job: an index entry per job would cost more memory
+// than scanning a namespace's objects at each deletion.)
 func (w *watch) companions(pod *Pod, job string, now time.Time) ([]Object, bool) {
 	c := w.cacheFor(pod.Namespace)
 	if c == nil {
 		return nil, false
 	}
-	pods := []*Pod{pod}
+	var pods []*Pod
 	items, _ := c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, pod.Namespace)
 	for _, o := range items {
-		if p, ok := o.(*Pod); ok && p.UID != pod.UID && JobOf(p.Labels, w.r.jobLabel) == job {
+		if p, ok := o.(*Pod); ok && JobOf(p.Labels, w.r.jobLabel) == job {
 			pods = append(pods, p)
 		}
 	}
-	var objects []Object
+	if !JobEnded(pods, func(p *Pod) bool { return p.UID == pod.UID || w.r.policy.Evaluate(p, now).Expired }) {
+		return nil, false
+	}
+	var out []Object
 	for _, ck := range companionKinds {
 		if inf := c.objects[ck.kind]; inf != nil {
 			items, _ := inf.GetIndexer().ByIndex(cache.NamespaceIndex, pod.Namespace)
 			for _, it := range items {
 				if o, ok := it.(*cachedObject); ok && o.Job == job {
-					objects = append(objects, o.object(ck.kind))
+					out = append(out, o.object(ck.kind))
 				}
 			}
 		}
 	}
-	plan := BuildPlan(pods, objects, now, now, w.r.policy, w.r.jobLabel, w.r.cfg.OrphanMinAge)
-	for _, e := range plan.Expired {
-		if e.Pod == pod {
-			return e.Companions, e.LastOfJob
-		}
-	}
-	return nil, false
+	return out, true
 }
