@@ -21,7 +21,7 @@ import (
 
 var tool = Tool.WithVersion("test")
 
-var update = flag.Bool("update", false, "rewrite testdata/help.txt from the current --help")
+var update = flag.Bool("update", false, "rewrite the golden files under testdata (help.txt, plan/*.golden)")
 
 func lookup(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }

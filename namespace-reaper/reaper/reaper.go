@@ -1,11 +1,9 @@
 package reaper
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,19 +76,6 @@ func New(c Config, d Deps) (*Reaper, error) {
 	return r, nil
 }
 
-// snapshot is the cluster state one pass decides from.
-type snapshot struct {
-	namespaces []*corev1.Namespace
-	pods       map[string][]*corev1.Pod
-	observed   map[string]time.Time
-}
-
-// candidate is an idle namespace found from the snapshot.
-type candidate struct {
-	ns       *corev1.Namespace
-	decision Decision
-}
-
 // RunOnce runs one pass: it finds idle namespaces and deletes up to the cap,
 // each after a live re-check.
 func (r *Reaper) RunOnce(ctx context.Context) error {
@@ -104,65 +89,81 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 	return err
 }
 
+// runOnce reads a snapshot, plans from it (Policy.Plan, pure) and applies
+// the plan: each idle namespace, up to the cap, is deleted after a live
+// re-check.
 func (r *Reaper) runOnce(ctx context.Context) error {
+	snap, err := r.read(ctx)
+	if err != nil {
+		return err
+	}
+	pl := r.policy.Plan(snap, r.clock.Now())
+	for _, c := range pl.unreadable {
+		r.log.Warn("Kept namespace with an unreadable annotation", zap.String("namespace", c.ns.Name), zap.String("detail", c.decision.Detail))
+	}
+	reaped, errs := r.apply(ctx, pl, snap.promActive)
+
+	r.metrics.candidates.Set(float64(pl.selected))
+	r.metrics.idle.Set(float64(len(pl.idle)))
+	for _, reason := range keptReasons {
+		r.metrics.kept.WithLabelValues(string(reason)).Set(float64(pl.kept[reason]))
+	}
+	fields := []zap.Field{zap.Int("namespaces", len(snap.namespaces)), zap.Int("candidates", pl.selected), zap.Int("idle", len(pl.idle)),
+		zap.Int("reaped", reaped), zap.Bool("dryRun", r.cfg.DryRun)}
+	for _, reason := range keptReasons {
+		if pl.kept[reason] > 0 {
+			fields = append(fields, zap.Int("kept."+string(reason), pl.kept[reason]))
+		}
+	}
+	r.log.Info("Finished pass", fields...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete idle namespaces: %w", err)
+	}
+	return nil
+}
+
+// read takes the pass's snapshot: Prometheus's active namespaces first (a
+// failed query aborts the pass before anything is read), then namespaces
+// and pods, then the namespaces holding claims when the policy keeps them.
+func (r *Reaper) read(ctx context.Context) (snapshot, error) {
 	var promActive map[string]time.Time
 	if r.prom != nil {
 		res, err := r.prom.ActiveNamespaces(ctx, r.query)
 		r.metrics.promAttempts.Add(float64(res.Attempts))
 		if err != nil {
 			r.metrics.promQueries.WithLabelValues("failure").Inc()
-			return fmt.Errorf("ask Prometheus for pod activity (nothing deleted): %w", err)
+			return snapshot{}, fmt.Errorf("ask Prometheus for pod activity (nothing deleted): %w", err)
 		}
 		r.metrics.promQueries.WithLabelValues("success").Inc()
 		promActive = res.Active
 	}
 	snap, err := r.snapshot(ctx)
 	if err != nil {
-		return err
+		return snapshot{}, err
 	}
-	var pvcNamespaces map[string]bool
+	snap.promActive = promActive
 	if !r.policy.ReapWithPVCs {
-		if pvcNamespaces, err = r.namespacesWithPVCs(ctx); err != nil {
-			return err
+		if snap.withPVCs, err = r.namespacesWithPVCs(ctx); err != nil {
+			return snapshot{}, err
 		}
 	}
+	return snap, nil
+}
 
-	now := r.clock.Now()
-	kept := map[Reason]int{}
-	selected := 0
-	var idle []candidate
-	for _, ns := range snap.namespaces {
-		_, promSaw := promActive[ns.Name]
-		d := r.policy.Decide(Input{Namespace: ns, Pods: snap.pods[ns.Name], Observed: snap.observed[ns.Name],
-			HasPVCs: pvcNamespaces[ns.Name], PrometheusActive: promSaw}, now)
-		if d.Reason == ReasonNotSelected {
-			continue
-		}
-		selected++
-		switch {
-		case d.Reap:
-			idle = append(idle, candidate{ns: ns, decision: d})
-		case d.Reason == ReasonInvalidLastUsed || d.Reason == ReasonInvalidActivity:
-			kept[d.Reason]++
-			r.log.Warn("Kept namespace with an unreadable annotation", zap.String("namespace", ns.Name), zap.String("detail", d.Detail))
-		default:
-			kept[d.Reason]++
-		}
-	}
-	// The least recently active first, so the cap defers the freshest.
-	slices.SortFunc(idle, func(a, b candidate) int {
-		return cmp.Or(a.decision.LastActivity.Compare(b.decision.LastActivity), cmp.Compare(a.ns.Name, b.ns.Name))
-	})
-
+// apply deletes the plan's idle namespaces in order, each after a live
+// re-check, up to --max-deletions-per-pass; the namespaces kept at the
+// re-check or deferred by the cap are counted in pl.kept. It returns how
+// many were deleted (or would have been, in dry-run) and the failures.
+func (r *Reaper) apply(ctx context.Context, pl plan, promActive map[string]time.Time) (int, []error) {
 	var errs []error
 	reaped := 0
-	for i, c := range idle {
+	for i, c := range pl.idle {
 		// Failed attempts count too, so a missing permission does not make
 		// a pass try every idle namespace.
 		if reaped+len(errs) >= r.cfg.MaxDeletionsPerPass {
-			kept[ReasonDeferred] += len(idle) - i
+			pl.kept[ReasonDeferred] += len(pl.idle) - i
 			r.log.Warn("Reached the per-pass deletion cap; deferred the other idle namespaces to the next pass",
-				zap.Int("maxDeletionsPerPass", r.cfg.MaxDeletionsPerPass), zap.Int("deferred", len(idle)-i))
+				zap.Int("maxDeletionsPerPass", r.cfg.MaxDeletionsPerPass), zap.Int("deferred", len(pl.idle)-i))
 			break
 		}
 		reason, err := r.reap(ctx, c, promActive)
@@ -174,27 +175,10 @@ func (r *Reaper) runOnce(ctx context.Context) error {
 		case reason == ReasonIdle:
 			reaped++
 		default:
-			kept[reason]++
+			pl.kept[reason]++
 		}
 	}
-
-	r.metrics.candidates.Set(float64(selected))
-	r.metrics.idle.Set(float64(len(idle)))
-	for _, reason := range keptReasons {
-		r.metrics.kept.WithLabelValues(string(reason)).Set(float64(kept[reason]))
-	}
-	fields := []zap.Field{zap.Int("namespaces", len(snap.namespaces)), zap.Int("candidates", selected), zap.Int("idle", len(idle)),
-		zap.Int("reaped", reaped), zap.Bool("dryRun", r.cfg.DryRun)}
-	for _, reason := range keptReasons {
-		if kept[reason] > 0 {
-			fields = append(fields, zap.Int("kept."+string(reason), kept[reason]))
-		}
-	}
-	r.log.Info("Finished pass", fields...)
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("delete idle namespaces: %w", err)
-	}
-	return nil
+	return reaped, errs
 }
 
 // snapshot reads namespaces and pods from the watch caches, or, in --once
