@@ -643,7 +643,13 @@ type annotationPlan struct {
 func (p *Pass) planAnnotations(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result, collisions map[string][]string) (*annotationPlan, error) {
 	if p.annGen != p.gen || p.annIDs == nil {
 		av := dir.AnnotationViews()
-		p.annIDs, p.annGen = ldapdir.AnnotationIdentities(results[av.Base], results[av.GIDs], results[av.Groups]), p.gen
+		if av.Base == av.GIDs && av.Base == av.Groups {
+			// One view (no per-mapper filters): its identities as they are.
+			p.annIDs = results[av.Base].Identities
+		} else {
+			p.annIDs = ldapdir.AnnotationIdentities(results[av.Base], results[av.GIDs], results[av.Groups])
+		}
+		p.annGen = p.gen
 	}
 	ids := p.annIDs
 	namespaces, watched := p.watchedNamespaces()

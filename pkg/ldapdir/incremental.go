@@ -366,96 +366,170 @@ func (s *Session) ReadCached(ctx context.Context, views []View, cache *Cache, o 
 // deletions to the cache.
 func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (ReadStats, error) {
 	st := ReadStats{Mode: cache.mode}
-	t := newTracker(cache.mode == TrackUSN)
-	t.attrs = []string{cache.mode}
 	changed := fmt.Sprintf("(%s>=%s)", cache.mode, ldap.EscapeFilter(cache.since))
-	groupsChanged := 0
+	// Nothing is applied to the cache before every search has succeeded:
+	// a failed read leaves it as it was.
+	type side struct {
+		t                *tracker
+		changed, deleted int
+		apply            []func()
+	}
+	newSide := func() *side {
+		t := newTracker(cache.mode == TrackUSN)
+		t.attrs = []string{cache.mode}
+		return &side{t: t}
+	}
+	us, gs := newSide(), newSide()
 	delta := &Delta{Users: map[string][]UserChange{}, Groups: map[string][]GroupChange{}}
-	// Work on copies, so that a failed read leaves the cache as it was.
-	users := map[string]map[string]User{}
-	groups := map[string]map[string]Group{}
-	for _, v := range views {
-		if _, ok := users[v.UserFilter]; !ok {
-			old := cache.users[v.UserFilter]
-			m := maps.Clone(old)
+	readUsers := func(s *Session) error {
+		for _, v := range views {
+			f := v.UserFilter
+			if _, ok := delta.Users[f]; ok {
+				continue
+			}
+			old := cache.users[f]
+			upserts := map[string]User{}
 			var changes []UserChange
-			err := s.users(ctx, "(&"+v.UserFilter+changed+")", t.attrs, func(u User, e *ldap.Entry) {
+			err := s.users(ctx, "(&"+f+changed+")", us.t.attrs, func(u User, e *ldap.Entry) {
 				k := cacheKeyOf(u.DN)
-				m[k] = u
-				t.see(e)
+				upserts[k] = u
+				us.t.see(e)
 				if first(e, cache.mode) != cache.since { // not the boundary entry seen last time
-					st.Changed++
+					us.changed++
 				}
 				if o, ok := old[k]; !ok || !sameUser(o, u) {
 					changes = append(changes, UserChange{Old: ptrIf(o, ok), New: &u})
 				}
 			})
 			if err != nil {
-				return st, err
+				return err
 			}
-			live, err := s.liveKeys(ctx, s.cfg.UserBaseDN, v.UserFilter)
+			live, err := s.liveKeys(ctx, s.cfg.UserBaseDN, f)
 			if err != nil {
-				return st, err
+				return err
 			}
-			gone, err := prune(m, live)
+			gone, err := vanished(old, upserts, live)
 			if err != nil {
-				return st, err
+				return err
 			}
-			for _, o := range gone {
-				changes = append(changes, UserChange{Old: &o})
+			for _, k := range gone {
+				if o, ok := old[k]; ok {
+					changes = append(changes, UserChange{Old: &o})
+				}
 			}
-			st.Deleted += len(gone)
-			users[v.UserFilter] = m
-			delta.Users[v.UserFilter] = changes
+			us.deleted += len(gone)
+			delta.Users[f] = changes
+			us.apply = append(us.apply, func() { applyChanges(cache.users, f, upserts, gone) })
 		}
-		if _, ok := groups[v.GroupFilter]; !ok {
-			old := cache.groups[v.GroupFilter]
-			m := maps.Clone(old)
+		return nil
+	}
+	readGroups := func(s *Session) error {
+		for _, v := range views {
+			f := v.GroupFilter
+			if _, ok := delta.Groups[f]; ok {
+				continue
+			}
+			old := cache.groups[f]
+			upserts := map[string]Group{}
 			var changes []GroupChange
-			err := s.groups(ctx, "(&"+v.GroupFilter+changed+")", t.attrs, func(g Group, e *ldap.Entry) {
+			err := s.groups(ctx, "(&"+f+changed+")", gs.t.attrs, func(g Group, e *ldap.Entry) {
 				k := cacheKeyOf(g.DN)
-				m[k] = g
-				t.see(e)
+				upserts[k] = g
+				gs.t.see(e)
 				if first(e, cache.mode) != cache.since {
-					st.Changed++
-					groupsChanged++
+					gs.changed++
 				}
 				if o, ok := old[k]; !ok || !sameGroup(o, g) {
 					changes = append(changes, GroupChange{Old: ptrIf(o, ok), New: &g})
 				}
 			})
 			if err != nil {
-				return st, err
+				return err
 			}
-			live, err := s.liveKeys(ctx, s.cfg.GroupBaseDN, v.GroupFilter)
+			live, err := s.liveKeys(ctx, s.cfg.GroupBaseDN, f)
 			if err != nil {
-				return st, err
+				return err
 			}
-			gone, err := prune(m, live)
+			gone, err := vanished(old, upserts, live)
 			if err != nil {
-				return st, err
+				return err
 			}
-			for _, o := range gone {
-				changes = append(changes, GroupChange{Old: &o})
+			for _, k := range gone {
+				if o, ok := old[k]; ok {
+					changes = append(changes, GroupChange{Old: &o})
+				}
 			}
-			st.Deleted += len(gone)
-			groups[v.GroupFilter] = m
-			delta.Groups[v.GroupFilter] = changes
+			gs.deleted += len(gone)
+			delta.Groups[f] = changes
+			gs.apply = append(gs.apply, func() { applyChanges(cache.groups, f, upserts, gone) })
 		}
+		return nil
 	}
+	// Users and groups on two connections at once: most of an incremental
+	// read is waiting for the server's DN-only searches.
+	if err := s.both(readUsers, readGroups); err != nil {
+		var nf *needFull
+		if errors.As(err, &nf) {
+			return st, nf
+		}
+		return st, err
+	}
+	st.Changed, st.Deleted = us.changed+gs.changed, us.deleted+gs.deleted
 	switch {
 	case st.Deleted > 0 && s.cfg.Scheme != SchemeMemberUID:
 		return st, &needFull{FullReferences}
-	case groupsChanged > 0 && s.cfg.Scheme == SchemeMemberOf:
+	case gs.changed > 0 && s.cfg.Scheme == SchemeMemberOf:
 		return st, &needFull{FullMemberOf}
 	}
-	if m := t.max[cache.mode]; later(cache.mode, m, cache.since) {
+	for _, f := range append(us.apply, gs.apply...) {
+		f()
+	}
+	if m := us.t.merge(gs.t).max[cache.mode]; later(cache.mode, m, cache.since) {
 		cache.since = m
 	}
-	cache.users, cache.groups = users, groups
 	cache.build()
 	st.Delta = delta
 	return st, nil
+}
+
+// vanished returns the keys of old that live no longer holds (deleted,
+// renamed, or out of the filter now); an entry live holds that neither old
+// nor the change search (upserts) has matched the filter without a change
+// the change search saw, which needs a full read.
+func vanished[V any](old, upserts map[string]V, live map[string]bool) ([]string, error) {
+	for k := range live {
+		if _, ok := old[k]; !ok {
+			if _, ok := upserts[k]; !ok {
+				return nil, &needFull{FullUnknown}
+			}
+		}
+	}
+	var gone []string
+	for k := range old {
+		if !live[k] {
+			gone = append(gone, k)
+		}
+	}
+	for k := range upserts {
+		if _, ok := old[k]; !ok && !live[k] {
+			gone = append(gone, k) // added and removed again between the two searches
+		}
+	}
+	return gone, nil
+}
+
+// applyChanges writes an incremental read's upserts and removals into the
+// cached entries of filter f.
+func applyChanges[V any](cached map[string]map[string]V, f string, upserts map[string]V, gone []string) {
+	m := cached[f]
+	if m == nil {
+		m = map[string]V{}
+		cached[f] = m
+	}
+	maps.Copy(m, upserts)
+	for _, k := range gone {
+		delete(m, k)
+	}
 }
 
 func ptrIf[T any](v T, ok bool) *T {
@@ -482,26 +556,6 @@ func (s *Session) liveKeys(ctx context.Context, base, filter string) (map[string
 		keep[cacheKeyOf(e.DN)] = true
 	})
 	return keep, err
-}
-
-// prune removes the entries of m that live no longer holds, and returns
-// them; an entry live
-// holds that m lacks (it matched the filter without a change the change
-// search saw) needs a full read.
-func prune[V any](m map[string]V, live map[string]bool) ([]V, error) {
-	for k := range live {
-		if _, ok := m[k]; !ok {
-			return nil, &needFull{FullUnknown}
-		}
-	}
-	var gone []V
-	for k, v := range m {
-		if !live[k] {
-			delete(m, k)
-			gone = append(gone, v)
-		}
-	}
-	return gone, nil
 }
 
 // cacheKeyOf is the cache key of an entry: its normalised DN, or the raw DN

@@ -2,6 +2,7 @@ package ldapdir
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -19,9 +20,11 @@ import (
 // optional (uSNChanged>=N) clause, and DN-only ("1.1") searches.
 type fakeUSN struct {
 	untracked bool
-	usn       int
-	entries   map[string]fakeEntry // DN -> entry
-	filters   []string
+	// failDNOnly fails the DN-only searches (a connection lost mid-read).
+	failDNOnly bool
+	usn        int
+	entries    map[string]fakeEntry // DN -> entry
+	filters    []string
 }
 
 type fakeEntry struct {
@@ -43,6 +46,9 @@ func (f *fakeUSN) Search(req *ldap.SearchRequest) (*ldap.SearchResult, error) {
 		return &ldap.SearchResult{Entries: []*ldap.Entry{e}}, nil
 	}
 	f.filters = append(f.filters, req.Filter)
+	if f.failDNOnly && len(req.Attributes) == 1 && req.Attributes[0] == "1.1" {
+		return nil, errors.New("connection reset")
+	}
 	since := -1
 	if i := strings.Index(req.Filter, "(uSNChanged>="); i >= 0 {
 		fmt.Sscanf(req.Filter[i:], "(uSNChanged>=%d)", &since)
@@ -146,4 +152,49 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
+}
+
+// TestIncrementalReadFailureKeepsCache proves that an incremental read that
+// fails half-way (the change search answered, the DN-only search did not)
+// leaves the cache as it was: the next read still reports the change, in its
+// delta too, which ResolveChanges depends on.
+func TestIncrementalReadFailureKeepsCache(t *testing.T) {
+	cfg, err := Preset(PresetAD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.UserBaseDN, cfg.GroupBaseDN, cfg.Timeout = "OU=Users,DC=ad", "OU=Groups,DC=ad", time.Second
+	views := []View{cfg.View()}
+	ctx := context.Background()
+	opts := ReadOptions{Now: time.Unix(1e9, 0), FullEvery: time.Hour}
+	f := &fakeUSN{entries: map[string]fakeEntry{}}
+	f.put("CN=a,OU=Users,DC=ad", adUser("a", "1"))
+	f.put("CN=b,OU=Users,DC=ad", adUser("b", "2"))
+	s := NewSession(&cfg, f)
+	var cache Cache
+	if _, _, err := s.ReadCached(ctx, views, &cache, opts); err != nil {
+		t.Fatal(err)
+	}
+	f.put("CN=a,OU=Users,DC=ad", adUser("a", "11"))
+	f.failDNOnly = true
+	if _, _, err := s.ReadCached(ctx, views, &cache, opts); err == nil {
+		t.Fatal("ReadCached() with the DN-only search failing succeeded, want an error")
+	}
+	f.failDNOnly = false
+	snap, st, err := s.ReadCached(ctx, views, &cache, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Full || st.Delta == nil {
+		t.Fatalf("read after the failure: %+v, want incremental with a delta", st)
+	}
+	changes := st.Delta.Users[cfg.UserFilter]
+	if len(changes) != 1 || changes[0].Old == nil || changes[0].Old.UID != "1" || changes[0].New == nil || changes[0].New.UID != "11" {
+		t.Errorf("delta after the failure = %+v, want a's uid 1 -> 11", changes)
+	}
+	for _, u := range snap.Users[cfg.UserFilter] {
+		if u.Name == "a" && u.UID != "11" {
+			t.Errorf("snapshot: a's uid = %s, want 11", u.UID)
+		}
+	}
 }
