@@ -125,6 +125,16 @@ func TestSchemaViolations(t *testing.T) {
 		{"subchart alone: excluded namespace inside the prefix, Kyverno", "policies", []string{"engine=kyverno", "excludedNamespaces={user-operator}"}, "always gets the rules"},
 		{"subchart alone: bad scope", "job-pod-reaper", []string{"rbac.scope=everywhere"}, "scope"},
 		{"subchart alone: bad CIDR", "namespace-bootstrap", []string{"networkPolicy.allowCIDRs={10.0.0.1}"}, "allowCIDRs"},
+		// global is validated by kubehpc-lib's schema wherever the library is
+		// used: a prefix that could escape the guards' and policies' CEL
+		// string literals never renders, in the umbrella or a chart alone.
+		{"global prefix breaking out of CEL", "kubehpc", []string{"global.namespacePrefix=u') || true || ('"}, "namespacePrefix"},
+		{"global prefix empty", "kubehpc", []string{"global.namespacePrefix="}, "namespacePrefix"},
+		{"subchart alone: global prefix breaking out of CEL", "policies", []string{"global.namespacePrefix=u' || true || '"}, "namespacePrefix"},
+		{"subchart alone: global prefix with capitals", "job-pod-reaper", []string{"global.namespacePrefix=User-"}, "namespacePrefix"},
+		{"bad global LDAP URL", "kubehpc", []string{"global.ldap.url=http://ldap"}, "url"},
+		{"subchart alone: unknown global LDAP key", "namespace-bootstrap", []string{"global.ldap.bogus=x"}, "bogus"},
+		{"library values set", "kubehpc", []string{"kubehpc-lib.bogus=x"}, "bogus"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
