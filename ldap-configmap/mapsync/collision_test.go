@@ -59,7 +59,7 @@ func TestCollisionRefusedForAll(t *testing.T) {
 	// An older ldap-configmap wrote the owner annotation with server-side
 	// apply, so its field manager owns the key.
 	old := corev1ac.Namespace("col-bob").WithAnnotations(map[string]string{identity.UserAnnotation: "bob", identity.UIDAnnotation: "1"})
-	if _, err := env.Kube.Client.CoreV1().Namespaces().Apply(ctx, old, metav1.ApplyOptions{FieldManager: ToolName, Force: true}); err != nil {
+	if _, err := env.Kube.Client.CoreV1().Namespaces().Apply(ctx, old, metav1.ApplyOptions{FieldManager: Tool.Name, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	h := newHarness(t, c)

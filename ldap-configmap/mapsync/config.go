@@ -23,9 +23,6 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/naming"
 )
 
-// ToolName is Tool.Name: the field manager and the managed-by value.
-const ToolName = "ldap-configmap"
-
 const (
 	// DefaultNamespace holds the ConfigMaps unless --namespace says otherwise.
 	DefaultNamespace = "ldap-configmap"
@@ -36,12 +33,13 @@ const (
 	DefaultFullResyncInterval = 3 * time.Hour
 )
 
-// Tool is ldap-configmap's name (binary, Event source, field manager),
-// environment prefix, metric prefix (the original k8-ldap-configmap's, so its
-// metric names stay), and the original's environment variables mapped to our
-// flags. main.go, the metrics and the chart tests read it.
+// Tool is ldap-configmap's name (binary, Event source, field manager and
+// managed-by value), environment prefix, metric prefix (the original
+// k8-ldap-configmap's, so its metric names stay), and the original's
+// environment variables mapped to our flags. main.go, the metrics and the
+// chart tests read it.
 var Tool = app.Tool{
-	Name:             ToolName,
+	Name:             "ldap-configmap",
 	EnvPrefix:        "LDAP_CONFIGMAP",
 	MetricsNamespace: "k8_ldap_configmap",
 	EnvAliases: map[string]string{

@@ -36,12 +36,14 @@ func TestNewConfigIsTheFlagDefaults(t *testing.T) {
 	}
 	c = NewConfig()
 	c.Workers = 2
+	c.TLSVerify = false // pkg/ldapdir's AddFlags once forced it back to true
 	ldap := []string{"--ldap-url=ldap://ldap.example.org", "--ldap-user-base-dn=ou=people,dc=example,dc=org", "--ldap-group-base-dn=ou=groups,dc=example,dc=org"}
 	if _, err := app.Parse(tool, ldap, noEnv, io.Discard, c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Workers != 2 || c.MaxDropFraction != 0.1 || c.Namespace != DefaultNamespace {
-		t.Errorf("Parse(NewConfig() with Workers) = workers %d, max drop %v, namespace %q; want 2, 0.1, %q", c.Workers, c.MaxDropFraction, c.Namespace, DefaultNamespace)
+	if c.Workers != 2 || c.TLSVerify || c.MaxDropFraction != 0.1 || c.Namespace != DefaultNamespace || !c.Paged {
+		t.Errorf("Parse(NewConfig() with Workers and TLSVerify) = workers %d, TLS verify %v, max drop %v, namespace %q, paged %v; want 2, false, 0.1, %q, true",
+			c.Workers, c.TLSVerify, c.MaxDropFraction, c.Namespace, c.Paged, DefaultNamespace)
 	}
 }
 

@@ -97,8 +97,8 @@ func readMaps(t *testing.T, ns string) map[string]map[string]string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cm.Labels["app.kubernetes.io/managed-by"] != ToolName {
-			t.Errorf("ConfigMap %s labels = %v, want managed-by %s", cm.Name, cm.Labels, ToolName)
+		if cm.Labels["app.kubernetes.io/managed-by"] != Tool.Name {
+			t.Errorf("ConfigMap %s labels = %v, want managed-by %s", cm.Name, cm.Labels, Tool.Name)
 		}
 		out[ConfigMapName(m)] = cm.Data
 	}

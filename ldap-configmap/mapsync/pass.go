@@ -99,7 +99,7 @@ func New(cfg *Config, d Deps) (*Pass, error) {
 	}
 	if p.rec == nil {
 		// Synchronous: a --once run (a CronJob) must not exit before its Events are written.
-		p.rec = events.NewSyncRecorder(d.Client, ToolName, clock.RealClock{}, d.Log)
+		p.rec = events.NewSyncRecorder(d.Client, Tool.Name, clock.RealClock{}, d.Log)
 	}
 	return p, nil
 }
@@ -415,7 +415,7 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *ldapConfig, results map[
 		}
 		if cur != nil {
 			c.cur, c.current = cur, cur.Data
-			c.labelled = cur.Labels[identity.ManagedByLabel] == ToolName
+			c.labelled = cur.Labels[identity.ManagedByLabel] == Tool.Name
 		}
 		rv := ""
 		if cur != nil {
@@ -517,7 +517,7 @@ func (p *Pass) desiredConfigMap(c cmPlan) *corev1.ConfigMap {
 	if obj.Labels == nil {
 		obj.Labels = map[string]string{}
 	}
-	obj.Labels[identity.ManagedByLabel] = ToolName
+	obj.Labels[identity.ManagedByLabel] = Tool.Name
 	obj.ManagedFields = []metav1.ManagedFieldsEntry{{}}
 	obj.Data = c.desired
 	return obj
@@ -545,7 +545,7 @@ func dataPatch(cur *corev1.ConfigMap, desired map[string]string) []byte {
 		"metadata": map[string]any{
 			"resourceVersion": cur.ResourceVersion,
 			"managedFields":   []map[string]any{{}},
-			"labels":          map[string]string{identity.ManagedByLabel: ToolName},
+			"labels":          map[string]string{identity.ManagedByLabel: Tool.Name},
 		},
 		"data": data,
 	})
@@ -587,8 +587,8 @@ func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
 		// Create it empty with server-side apply (a PATCH, which RBAC can
 		// limit to the map's name; its managedFields list only the label),
 		// then write the data as below.
-		ac := corev1ac.ConfigMap(c.name, p.cfg.Namespace).WithLabels(map[string]string{identity.ManagedByLabel: ToolName})
-		created, err := cms.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: ToolName, Force: true})
+		ac := corev1ac.ConfigMap(c.name, p.cfg.Namespace).WithLabels(map[string]string{identity.ManagedByLabel: Tool.Name})
+		created, err := cms.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: Tool.Name, Force: true})
 		if err != nil {
 			p.m.writes.WithLabelValues("configmap", "error").Inc()
 			return fmt.Errorf("create ConfigMap %s: %w", ref, err)
@@ -599,7 +599,7 @@ func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
 	var res *corev1.ConfigMap
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var err error
-		res, err = cms.Patch(ctx, c.name, types.MergePatchType, dataPatch(cur, c.desired), metav1.PatchOptions{FieldManager: ToolName})
+		res, err = cms.Patch(ctx, c.name, types.MergePatchType, dataPatch(cur, c.desired), metav1.PatchOptions{FieldManager: Tool.Name})
 		if apierrors.IsConflict(err) {
 			// Changed by someone since the read: patch the new version.
 			if fresh, gerr := cms.Get(ctx, c.name, metav1.GetOptions{}); gerr == nil {
@@ -742,7 +742,7 @@ func (p *Pass) applyAnnotation(ctx context.Context, c AnnotationChange) error {
 			null[k] = nil
 		}
 		body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": null}})
-		ns, err := nsClient.Patch(ctx, c.Namespace, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ToolName})
+		ns, err := nsClient.Patch(ctx, c.Namespace, types.MergePatchType, body, metav1.PatchOptions{FieldManager: Tool.Name})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -759,7 +759,7 @@ func (p *Pass) applyAnnotation(ctx context.Context, c AnnotationChange) error {
 	// A merge patch, not an apply: an apply would create a namespace deleted
 	// since the list, and this tool never creates namespaces.
 	body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": c.Set}})
-	_, err := nsClient.Patch(ctx, c.Namespace, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ToolName})
+	_, err := nsClient.Patch(ctx, c.Namespace, types.MergePatchType, body, metav1.PatchOptions{FieldManager: Tool.Name})
 	if apierrors.IsNotFound(err) {
 		return nil // deleted since the list; never create it
 	}

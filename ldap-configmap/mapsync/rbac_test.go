@@ -30,24 +30,24 @@ func TestRBAC(t *testing.T) {
 	for _, m := range c.Mappers {
 		names = append(names, ConfigMapName(m))
 	}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: ToolName}, Rules: []rbacv1.PolicyRule{
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: names, Verbs: []string{"get", "create", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 	}}
-	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: ToolName + "-" + c.Namespace}, Rules: []rbacv1.PolicyRule{
+	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name + "-" + c.Namespace}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch", "patch"}},
 	}}
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: ToolName, Namespace: saNS}}
+	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: Tool.Name, Namespace: saNS}}
 	k := env.Kube.Client
 	if _, err := k.RbacV1().Roles(c.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := k.RbacV1().RoleBindings(c.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: ToolName},
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: ToolName}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
+	if _, err := k.RbacV1().RoleBindings(c.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name},
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: Tool.Name}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Events on cluster-scoped Namespaces are recorded in "default".
-	evRole := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: ToolName + "-" + c.Namespace}, Rules: role.Rules[1:]}
+	evRole := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name + "-" + c.Namespace}, Rules: role.Rules[1:]}
 	if _, err := k.RbacV1().Roles("default").Create(ctx, evRole, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -69,12 +69,12 @@ func TestRBAC(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = k.RbacV1().ClusterRoleBindings().Delete(ctx, crb.Name, metav1.DeleteOptions{}) })
 
-	sa, err := testenv.ClientFor(env.Kube.ServiceAccountConfig(saNS, ToolName))
+	sa, err := testenv.ClientFor(env.Kube.ServiceAccountConfig(saNS, Tool.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t)
-	rec, stop := events.NewRecorder(sa, ToolName, log)
+	rec, stop := events.NewRecorder(sa, Tool.Name, log)
 	defer stop()
 	p, err := New(c, Deps{Client: sa, Log: log, Registry: prometheus.NewRegistry(), Recorder: rec})
 	if err != nil {

@@ -423,7 +423,7 @@ func TestStoredSizeAtScale(t *testing.T) {
 	}
 	// With server-side apply's managedFields the same object is over etcd's limit.
 	withApply := cm.DeepCopy()
-	withApply.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: ToolName, Operation: metav1.ManagedFieldsOperationApply,
+	withApply.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: Tool.Name, Operation: metav1.ManagedFieldsOperationApply,
 		FieldsType: "FieldsV1", FieldsV1: metav1.NewFieldsV1(string(fieldsFor(desired)))}}
 	if got := StoredSize(withApply); got <= MaxStoredBytes {
 		t.Errorf("StoredSize with an apply's managedFields = %d, want over %d (the guard counts managedFields)", got, MaxStoredBytes)

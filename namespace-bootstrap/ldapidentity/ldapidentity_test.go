@@ -24,7 +24,7 @@ func config(t *testing.T, password string, args ...string) Config {
 	if err := os.WriteFile(pw, []byte(password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var c Config
+	c := NewConfig()
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c.AddFlags(fs)
 	base := []string{"--ldap-url", env.LDAP.URL, "--ldap-preset", "rfc2307", "--ldap-bind-dn", env.LDAP.BindDN, "--ldap-bind-password-file", pw,

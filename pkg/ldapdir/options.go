@@ -38,9 +38,9 @@ type Options struct {
 	GroupAttrMap     string
 }
 
-// AddFlags registers the LDAP flags.
+// AddFlags binds the LDAP flags to o's fields, whose current values
+// (NewOptions' defaults) are the flags' defaults.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
-	o.setDefaults()
 	fs.StringVar(&o.Preset, "ldap-preset", o.Preset, "Defaults for filters, attribute names and member scheme: rfc2307, rfc2307bis or ad (empty: the original tool's defaults)")
 	fs.StringVar(&o.URL, "ldap-url", o.URL, "LDAP server URL, ldap://host:port or ldaps://host:port")
 	fs.BoolVar(&o.StartTLS, "ldap-tls", o.StartTLS, "Use StartTLS on an ldap:// URL")
@@ -65,26 +65,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.GroupAttrMap, "ldap-group-attr-map", o.GroupAttrMap, "Group attributes as key=attribute for keys name, gid (over the preset: name=cn,gid=gidNumber)")
 }
 
-func (o *Options) setDefaults() {
-	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = 10 * time.Second
-	}
-	if o.Timeout == 0 {
-		o.Timeout = time.Minute
-	}
-	if o.PageSize == 0 {
-		o.PageSize = 500
-	}
-	o.TLSVerify = true
-	o.Paged = true
-	o.Nested = true
-}
-
-// NewOptions returns Options with the defaults AddFlags sets.
+// NewOptions returns Options with their defaults, as the flags show them.
 func NewOptions() Options {
-	var o Options
-	o.setDefaults()
-	return o
+	return Options{ConnectTimeout: 10 * time.Second, Timeout: time.Minute, PageSize: 500, TLSVerify: true, Paged: true, Nested: true}
 }
 
 // Validate checks the options without reading any file.
