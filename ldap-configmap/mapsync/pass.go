@@ -176,64 +176,50 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	p.log.Info("Read LDAP", zap.Int("users", users), zap.Int64("ldapRequests", reqs), zap.Bool("full", st.Full),
 		zap.String("fullReason", st.Reason), zap.Bool("unchanged", st.Unchanged), zap.Int("changedEntries", st.Changed), zap.Int("deletedEntries", st.Deleted))
 
-	// Plan every output before writing any.
-	cms, err := p.planConfigMaps(ctx, dir, results)
-	if err != nil {
+	// Read the outputs as they are, plan every output (Decide) before
+	// writing any, apply.
+	state := State{Users: users}
+	if state.ConfigMaps, err = p.readConfigMaps(ctx, dir, results); err != nil {
 		return err
 	}
-	var ann *annotationPlan
 	if p.cfg.NamespaceAnnotations {
-		if ann, err = p.planAnnotations(ctx, dir, results, collisions); err != nil {
+		if state.Annotations, err = p.readAnnotations(ctx, dir, results, collisions); err != nil {
 			return err
 		}
 	}
-	// Count guards: one refusal holds back every write.
-	var refusals []error
-	if users == 0 && !p.guard.AllowEmpty {
-		current := 0 // what the outputs hold now, for the message
-		for _, c := range cms {
-			current = max(current, len(c.current))
-		}
-		if ann != nil {
-			current = max(current, ann.current)
-		}
-		refusals = append(refusals, p.guard.CheckCount("all outputs", current, 0))
-	} else {
-		for _, c := range cms {
-			if err := p.guard.CheckCount("ConfigMap "+c.name, len(c.current), len(c.desired)); err != nil {
-				refusals = append(refusals, err)
-			}
-		}
-		// LDAP answered with users (checked above), so no annotated namespace
-		// yet is not an empty answer: no user has a namespace so far. Only a
-		// drop from namespaces annotated now is guarded.
-		if ann != nil && ann.current > 0 {
-			if err := p.guard.CheckCount("namespace annotations", ann.current, ann.desired); err != nil {
-				refusals = append(refusals, err)
-			}
-		}
+	plan := Decide(p.cfg.Namespace, p.guard, state)
+	p.rememberDiffs(state, plan)
+	return p.apply(ctx, plan)
+}
+
+// apply records the plan's metrics and refusals and writes what it says.
+func (p *Pass) apply(ctx context.Context, plan Plan) error {
+	for _, c := range plan.ConfigMaps {
+		p.m.keys.WithLabelValues(c.Name).Set(float64(len(c.Desired)))
+		p.m.size.WithLabelValues(c.Name).Set(float64(c.Size))
+		p.m.stored.WithLabelValues(c.Name).Set(float64(c.Stored))
 	}
-	if len(refusals) > 0 {
-		for _, r := range refusals {
+	if len(plan.Refused) > 0 {
+		for _, r := range plan.Refused {
 			var re *RefusedError
 			if errors.As(r, &re) {
 				p.m.refused.WithLabelValues(re.Reason).Inc()
 			}
 		}
 		p.m.errors.WithLabelValues("all").Inc()
-		return fmt.Errorf("nothing written: %w", errors.Join(refusals...))
+		return fmt.Errorf("nothing written: %w", errors.Join(plan.Refused...))
 	}
 	var errs []error
 	// Size guard, every map on its own and all checked before the first
 	// write: a map too large is refused (Warning Event, metrics) and the
 	// maps that fit are written, all from this pass's one LDAP read.
-	var fits []cmPlan
-	for _, c := range cms {
-		if err := p.guard.CheckSize("ConfigMap "+c.name, c.size, c.stored); err != nil {
+	var fits []ConfigMapPlan
+	for _, c := range plan.ConfigMaps {
+		if err := c.TooLarge; err != nil {
 			p.m.refused.WithLabelValues(RefusedSize).Inc()
-			p.m.errors.WithLabelValues(c.mapper).Inc()
-			p.log.Error("Refused to write ConfigMap", zap.String("configMap", p.cfg.Namespace+"/"+c.name), zap.Int("bytes", c.size), zap.Int("storedBytes", c.stored), zap.Error(err))
-			p.rec.Eventf(p.configMapRef(c.name), corev1.EventTypeWarning, "TooLarge", "Not updated: %v", err)
+			p.m.errors.WithLabelValues(c.Mapper).Inc()
+			p.log.Error("Refused to write ConfigMap", zap.String("configMap", p.cfg.Namespace+"/"+c.Name), zap.Int("bytes", c.Size), zap.Int("storedBytes", c.Stored), zap.Error(err))
+			p.rec.Eventf(p.configMapRef(c.Name), corev1.EventTypeWarning, "TooLarge", "Not updated: %v", err)
 			errs = append(errs, err)
 			continue
 		}
@@ -241,19 +227,34 @@ func (p *Pass) RunOnce(ctx context.Context) (err error) {
 	}
 	for _, c := range fits {
 		if err := p.writeConfigMap(ctx, c); err != nil {
-			p.m.errors.WithLabelValues(c.mapper).Inc()
+			p.m.errors.WithLabelValues(c.Mapper).Inc()
 			errs = append(errs, err)
 		}
 	}
-	if ann != nil {
+	if plan.Annotations != nil {
 		start := p.clock.Now()
-		err := p.writeAnnotations(ctx, ann)
+		err := p.writeAnnotations(ctx, plan.Annotations)
 		p.LastAnnotationWrites.Store(int64(p.clock.Since(start)))
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rememberDiffs keeps the diffs Decide computed, for the next passes of
+// this resolution (a map refused or absent is compared again otherwise).
+func (p *Pass) rememberDiffs(s State, plan Plan) {
+	for i, c := range s.ConfigMaps {
+		if c.Diff != nil {
+			continue
+		}
+		rv := ""
+		if c.Current != nil {
+			rv = c.Current.ResourceVersion
+		}
+		p.diffs[plan.ConfigMaps[i].Name] = diffMemo{gen: p.gen, resourceVersion: rv, diff: plan.ConfigMaps[i].Diff}
+	}
 }
 
 // refuseCollisions gathers the namespaces that several LDAP entries map to
@@ -366,21 +367,12 @@ func (p *Pass) reportSkips(views []ldapdir.View, results map[ldapdir.View]ldapdi
 	}
 }
 
-type cmPlan struct {
-	mapper, name string
-	// cur is the ConfigMap as it is (nil if absent); current its data.
-	cur      *corev1.ConfigMap
-	current  map[string]string
-	labelled bool
-	desired  map[string]string
-	diff     Diff
-	// size is the data's size (the API server's 1 MiB limit), stored the
-	// size of the object as it will be stored in etcd.
-	size, stored int
-}
-
-func (p *Pass) planConfigMaps(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result) ([]cmPlan, error) {
-	var out []cmPlan
+// readConfigMaps renders each mapper's map (only what changed since the
+// last rendering) and reads it as it is: a metadata-only GET when the data
+// kept from the tool's last write or read is still current. The diff is
+// passed on when already known.
+func (p *Pass) readConfigMaps(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result) ([]ConfigMapState, error) {
+	var out []ConfigMapState
 	// Per view and previous rendering: mappers share views.
 	type since struct {
 		view ldapdir.View
@@ -408,36 +400,25 @@ func (p *Pass) planConfigMaps(ctx context.Context, dir *ldapConfig, results map[
 			r = rendered{gen: p.gen, ids: ids, data: Render(m, ids), from: -1}
 			p.rendered[m] = r
 		}
-		c := cmPlan{mapper: m, name: ConfigMapName(m), desired: r.data}
-		cur, fromCache, err := p.getConfigMap(ctx, c.name)
+		c := ConfigMapState{Mapper: m, Desired: r.data}
+		name := ConfigMapName(m)
+		cur, fromCache, err := p.getConfigMap(ctx, name)
 		if err != nil {
-			return nil, fmt.Errorf("get ConfigMap %s/%s (nothing written): %w", p.cfg.Namespace, c.name, err)
+			return nil, fmt.Errorf("get ConfigMap %s/%s (nothing written): %w", p.cfg.Namespace, name, err)
 		}
-		if cur != nil {
-			c.cur, c.current = cur, cur.Data
-			c.labelled = cur.Labels[identity.ManagedByLabel] == Tool.Name
-		}
+		c.Current = cur
 		rv := ""
 		if cur != nil {
 			rv = cur.ResourceVersion
 		}
-		switch k, memo := p.known[c.name], p.diffs[c.name]; {
+		switch k, memo := p.known[name], p.diffs[name]; {
 		case fromCache && k.gen == p.gen:
-			// The map holds what this tool wrote from these identities.
+			c.Diff = &Diff{} // the map holds what this tool wrote from these identities
 		case fromCache && changes != nil && k.gen == r.from:
-			c.diff = *changes // it holds the previous rendering
+			c.Diff = changes // it holds the previous rendering
 		case memo.gen == p.gen && memo.resourceVersion == rv:
-			c.diff = memo.diff // computed by an earlier pass (a map refused, or absent)
-		default:
-			c.diff = DiffData(c.current, c.desired)
-			p.diffs[c.name] = diffMemo{gen: p.gen, resourceVersion: rv, diff: c.diff}
+			c.Diff = &memo.diff // computed by an earlier pass (a map refused, or absent)
 		}
-
-		c.size = DataSize(c.desired)
-		c.stored = StoredSize(p.desiredConfigMap(c))
-		p.m.keys.WithLabelValues(c.name).Set(float64(len(c.desired)))
-		p.m.size.WithLabelValues(c.name).Set(float64(c.size))
-		p.m.stored.WithLabelValues(c.name).Set(float64(c.stored))
 		out = append(out, c)
 	}
 	return out, nil
@@ -498,31 +479,6 @@ type rendered struct {
 	data      map[string]string
 }
 
-// desiredConfigMap is the object the tool writes: the current one's
-// metadata (other labels and annotations kept) with the managed-by label,
-// the desired data, and managedFields reset to one empty entry, which makes
-// the API server store none. Server-side apply would store a managedFields
-// entry listing every key, which at 20,000 users pushes a map that fits the
-// 1 MiB data limit over etcd's request limit; a whole-object update with
-// optimistic concurrency needs no field ownership.
-func (p *Pass) desiredConfigMap(c cmPlan) *corev1.ConfigMap {
-	obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: c.name, Namespace: p.cfg.Namespace}}
-	if c.cur != nil {
-		obj.Labels = maps.Clone(c.cur.Labels)
-		obj.Annotations = c.cur.Annotations
-		obj.ResourceVersion = c.cur.ResourceVersion
-		obj.UID = c.cur.UID
-		obj.CreationTimestamp = c.cur.CreationTimestamp
-	}
-	if obj.Labels == nil {
-		obj.Labels = map[string]string{}
-	}
-	obj.Labels[identity.ManagedByLabel] = Tool.Name
-	obj.ManagedFields = []metav1.ManagedFieldsEntry{{}}
-	obj.Data = c.desired
-	return obj
-}
-
 // dataPatch is the JSON merge patch from cur to the desired data: changed
 // and added keys, removed keys as null, the managed-by label, cur's
 // resourceVersion as a precondition (a conflict if the map changed since),
@@ -566,28 +522,28 @@ func firstN(s []string) []string {
 	return s
 }
 
-func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
-	ref := p.cfg.Namespace + "/" + c.name
-	if c.cur != nil && c.labelled && c.diff.Empty() && len(c.cur.ManagedFields) == 0 {
-		p.log.Debug("ConfigMap unchanged", zap.String("configMap", ref), zap.Int("keys", len(c.desired)))
+func (p *Pass) writeConfigMap(ctx context.Context, c ConfigMapPlan) error {
+	ref := p.cfg.Namespace + "/" + c.Name
+	if !c.Write {
+		p.log.Debug("ConfigMap unchanged", zap.String("configMap", ref), zap.Int("keys", len(c.Desired)))
 		return nil
 	}
-	fields := []zap.Field{zap.String("configMap", ref), zap.Bool("dryRun", p.cfg.DryRun), zap.Int("keys", len(c.desired)),
-		zap.Int("added", len(c.diff.Added)), zap.Int("removed", len(c.diff.Removed)), zap.Int("changed", len(c.diff.Changed)),
-		zap.Strings("addedKeys", firstN(c.diff.Added)), zap.Strings("removedKeys", firstN(c.diff.Removed)), zap.Strings("changedKeys", firstN(c.diff.Changed)),
-		zap.Int("bytes", c.size), zap.Int("storedBytes", c.stored)}
+	fields := []zap.Field{zap.String("configMap", ref), zap.Bool("dryRun", p.cfg.DryRun), zap.Int("keys", len(c.Desired)),
+		zap.Int("added", len(c.Diff.Added)), zap.Int("removed", len(c.Diff.Removed)), zap.Int("changed", len(c.Diff.Changed)),
+		zap.Strings("addedKeys", firstN(c.Diff.Added)), zap.Strings("removedKeys", firstN(c.Diff.Removed)), zap.Strings("changedKeys", firstN(c.Diff.Changed)),
+		zap.Int("bytes", c.Size), zap.Int("storedBytes", c.Stored)}
 	if p.cfg.DryRun {
 		p.printConfigMapDiff(ref, c)
 		p.log.Info("Would update ConfigMap", fields...)
 		return nil
 	}
 	cms := p.client.CoreV1().ConfigMaps(p.cfg.Namespace)
-	cur := c.cur
+	cur := c.Current
 	if cur == nil {
 		// Create it empty with server-side apply (a PATCH, which RBAC can
 		// limit to the map's name; its managedFields list only the label),
 		// then write the data as below.
-		ac := corev1ac.ConfigMap(c.name, p.cfg.Namespace).WithLabels(map[string]string{identity.ManagedByLabel: Tool.Name})
+		ac := corev1ac.ConfigMap(c.Name, p.cfg.Namespace).WithLabels(map[string]string{identity.ManagedByLabel: Tool.Name})
 		created, err := cms.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: Tool.Name, Force: true})
 		if err != nil {
 			p.m.writes.WithLabelValues("configmap", "error").Inc()
@@ -599,10 +555,10 @@ func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
 	var res *corev1.ConfigMap
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var err error
-		res, err = cms.Patch(ctx, c.name, types.MergePatchType, dataPatch(cur, c.desired), metav1.PatchOptions{FieldManager: Tool.Name})
+		res, err = cms.Patch(ctx, c.Name, types.MergePatchType, dataPatch(cur, c.Desired), metav1.PatchOptions{FieldManager: Tool.Name})
 		if apierrors.IsConflict(err) {
 			// Changed by someone since the read: patch the new version.
-			if fresh, gerr := cms.Get(ctx, c.name, metav1.GetOptions{}); gerr == nil {
+			if fresh, gerr := cms.Get(ctx, c.Name, metav1.GetOptions{}); gerr == nil {
 				cur = fresh
 			}
 		}
@@ -610,37 +566,33 @@ func (p *Pass) writeConfigMap(ctx context.Context, c cmPlan) error {
 	})
 	if err != nil {
 		p.m.writes.WithLabelValues("configmap", "error").Inc()
-		delete(p.known, c.name)
+		delete(p.known, c.Name)
 		return fmt.Errorf("write ConfigMap %s: %w", ref, err)
 	}
 	p.m.writes.WithLabelValues("configmap", "success").Inc()
-	p.known[c.name] = knownConfigMap{resourceVersion: res.ResourceVersion, data: c.desired, gen: p.gen}
+	p.known[c.Name] = knownConfigMap{resourceVersion: res.ResourceVersion, data: c.Desired, gen: p.gen}
 	p.log.Info("Updated ConfigMap", fields...)
 	p.rec.Eventf(res, corev1.EventTypeNormal, "Synced", "Synced %d users from LDAP: %d added, %d removed, %d changed",
-		len(c.desired), len(c.diff.Added), len(c.diff.Removed), len(c.diff.Changed))
+		len(c.Desired), len(c.Diff.Added), len(c.Diff.Removed), len(c.Diff.Changed))
 	return nil
 }
 
-func (p *Pass) printConfigMapDiff(ref string, c cmPlan) {
-	fmt.Fprintf(p.out, "--- ConfigMap %s: %d added, %d removed, %d changed\n", ref, len(c.diff.Added), len(c.diff.Removed), len(c.diff.Changed))
-	for _, k := range c.diff.Added {
-		fmt.Fprintf(p.out, "+ %s: %q\n", k, c.desired[k])
+func (p *Pass) printConfigMapDiff(ref string, c ConfigMapPlan) {
+	fmt.Fprintf(p.out, "--- ConfigMap %s: %d added, %d removed, %d changed\n", ref, len(c.Diff.Added), len(c.Diff.Removed), len(c.Diff.Changed))
+	for _, k := range c.Diff.Added {
+		fmt.Fprintf(p.out, "+ %s: %q\n", k, c.Desired[k])
 	}
-	for _, k := range c.diff.Removed {
-		fmt.Fprintf(p.out, "- %s: %q\n", k, c.current[k])
+	for _, k := range c.Diff.Removed {
+		fmt.Fprintf(p.out, "- %s: %q\n", k, c.currentData()[k])
 	}
-	for _, k := range c.diff.Changed {
-		fmt.Fprintf(p.out, "~ %s: %q -> %q\n", k, c.current[k], c.desired[k])
+	for _, k := range c.Diff.Changed {
+		fmt.Fprintf(p.out, "~ %s: %q -> %q\n", k, c.currentData()[k], c.Desired[k])
 	}
 }
 
-type annotationPlan struct {
-	changes          []AnnotationChange
-	current, desired int
-	before           map[string]map[string]string
-}
-
-func (p *Pass) planAnnotations(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result, collisions map[string][]string) (*annotationPlan, error) {
+// readAnnotations reads the namespaces (from the watch when it has synced)
+// and gathers the identities their annotations come from.
+func (p *Pass) readAnnotations(ctx context.Context, dir *ldapConfig, results map[ldapdir.View]ldapdir.Result, collisions map[string][]string) (*AnnotationState, error) {
 	if p.annGen != p.gen || p.annIDs == nil {
 		av := dir.AnnotationViews()
 		if av.Base == av.GIDs && av.Base == av.Groups {
@@ -659,24 +611,12 @@ func (p *Pass) planAnnotations(ctx context.Context, dir *ldapConfig, results map
 			return nil, err
 		}
 	}
-	plan := &annotationPlan{changes: PlanAnnotations(p.cfg.UserPrefix, namespaces, ids, collisions), before: namespaces}
-	for name, a := range namespaces {
-		if _, ok := collisions[name]; ok || !strings.HasPrefix(name, p.cfg.UserPrefix) {
-			continue // a colliding namespace is left as it is, and not counted
-		}
-		if _, ok := a[identity.UIDAnnotation]; ok {
-			plan.current++
-		}
-		if _, ok := ids[name]; ok {
-			plan.desired++
-		}
-	}
-	return plan, nil
+	return &AnnotationState{Prefix: p.cfg.UserPrefix, Namespaces: namespaces, Identities: ids, Collisions: collisions}, nil
 }
 
-func (p *Pass) writeAnnotations(ctx context.Context, plan *annotationPlan) error {
+func (p *Pass) writeAnnotations(ctx context.Context, plan *AnnotationPlan) error {
 	if p.cfg.DryRun {
-		for _, c := range plan.changes {
+		for _, c := range plan.Changes {
 			if c.Remove {
 				fmt.Fprintf(p.out, "- Namespace %s: remove identity annotations (user %q not in LDAP)\n", c.Namespace, c.User)
 				p.log.Info("Would remove identity annotations", zap.String("namespace", c.Namespace), zap.String("user", c.User), zap.Bool("dryRun", true))
@@ -689,14 +629,14 @@ func (p *Pass) writeAnnotations(ctx context.Context, plan *annotationPlan) error
 			}
 			p.log.Info("Would set identity annotations", zap.String("namespace", c.Namespace), zap.String("user", c.User), zap.Bool("dryRun", true))
 		}
-		p.m.annotated.Set(float64(plan.desired))
+		p.m.annotated.Set(float64(plan.Desired))
 		return nil
 	}
 	work := make(chan AnnotationChange)
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	for range min(p.cfg.Workers, max(len(plan.changes), 1)) {
+	for range min(p.cfg.Workers, max(len(plan.Changes), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -709,7 +649,7 @@ func (p *Pass) writeAnnotations(ctx context.Context, plan *annotationPlan) error
 			}
 		}()
 	}
-	for _, c := range plan.changes {
+	for _, c := range plan.Changes {
 		if ctx.Err() != nil {
 			break
 		}
@@ -720,9 +660,9 @@ func (p *Pass) writeAnnotations(ctx context.Context, plan *annotationPlan) error
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
-	p.m.annotated.Set(float64(plan.desired))
+	p.m.annotated.Set(float64(plan.Desired))
 	if len(errs) > 0 {
-		return fmt.Errorf("namespace annotations: %d of %d changes failed: %w", len(errs), len(plan.changes), errors.Join(firstErrs(errs)...))
+		return fmt.Errorf("namespace annotations: %d of %d changes failed: %w", len(errs), len(plan.Changes), errors.Join(firstErrs(errs)...))
 	}
 	return nil
 }

@@ -403,13 +403,13 @@ func TestStoredSizeAtScale(t *testing.T) {
 	for i := range 32000 {
 		desired[fmt.Sprintf("user-u%06d", i)] = fmt.Sprintf(`["%d","20001"]`, 100000+i)
 	}
-	plan := cmPlan{mapper: "user-gids", name: "user-gids-map", desired: desired, size: DataSize(desired)}
-	plan.stored = StoredSize(p.desiredConfigMap(plan))
-	if plan.size > MaxConfigMapBytes || plan.size < 800000 {
-		t.Fatalf("test data is %d bytes, want 0.8-1 MiB", plan.size)
+	plan := ConfigMapPlan{Mapper: "user-gids", Name: "user-gids-map", Desired: desired, Size: DataSize(desired), Write: true}
+	plan.Stored = StoredSize(desiredConfigMap(ns, plan))
+	if plan.Size > MaxConfigMapBytes || plan.Size < 800000 {
+		t.Fatalf("test data is %d bytes, want 0.8-1 MiB", plan.Size)
 	}
 	if err := p.writeConfigMap(ctx, plan); err != nil {
-		t.Fatalf("writeConfigMap(%d bytes of data) = %v", plan.size, err)
+		t.Fatalf("writeConfigMap(%d bytes of data) = %v", plan.Size, err)
 	}
 	cm, err := env.Kube.Client.CoreV1().ConfigMaps(ns).Get(ctx, "user-gids-map", metav1.GetOptions{})
 	if err != nil {
@@ -418,8 +418,8 @@ func TestStoredSizeAtScale(t *testing.T) {
 	if len(cm.Data) != 32000 || len(cm.ManagedFields) != 0 {
 		t.Errorf("stored map: %d keys, managedFields %d entries; want 32000 keys and none", len(cm.Data), len(cm.ManagedFields))
 	}
-	if got := cm.Size(); got > plan.stored || plan.stored-got > 512 {
-		t.Errorf("stored object is %d bytes, the guard measured %d: want the measure at most 512 bytes above", got, plan.stored)
+	if got := cm.Size(); got > plan.Stored || plan.Stored-got > 512 {
+		t.Errorf("stored object is %d bytes, the guard measured %d: want the measure at most 512 bytes above", got, plan.Stored)
 	}
 	// With server-side apply's managedFields the same object is over etcd's limit.
 	withApply := cm.DeepCopy()
