@@ -357,3 +357,44 @@ func TestGlobalLDAP(t *testing.T) {
 		}
 	}
 }
+
+// TestPerChartEmptyOverGlobal: "" is a value, not "unset": the OSC-style
+// scopes stay reachable under a global prefix. job-pod-reaper with
+// userNamespacePrefix "" (guard off) reaps by labels, the policies with
+// namespacePrefix "" select user namespaces by label, namespace-reaper with
+// namespaceRegexp "" matches by labels alone; the other consumers keep the
+// global prefix.
+func TestPerChartEmptyOverGlobal(t *testing.T) {
+	objs := renderUmbrella(t, "global.namespacePrefix=hpc-",
+		"job-pod-reaper.userNamespacePrefix=", "job-pod-reaper.guard.enabled=false",
+		"policies.namespacePrefix=", "namespace-reaper.namespaceRegexp=")
+	flags := toolFlags(t, objs)
+	if v, ok := flags["job-pod-reaper"]["user-namespace-prefix"]; !ok || v != "" {
+		t.Errorf("job-pod-reaper --user-namespace-prefix=%q (passed: %v), want \"\"", v, ok)
+	}
+	if v, ok := flags["namespace-reaper"]["namespace-regexp"]; ok {
+		t.Errorf("namespace-reaper --namespace-regexp=%q, want no regexp", v)
+	}
+	if v := flags["ldap-configmap"]["user-prefix"]; v != "hpc-" {
+		t.Errorf("ldap-configmap --user-prefix=%q, want the global hpc-", v)
+	}
+	if v := flags["namespace-bootstrap"]["namespace-prefix"]; v != "hpc-" {
+		t.Errorf("namespace-bootstrap --namespace-prefix=%q, want the global hpc-", v)
+	}
+	bindings := 0
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "ValidatingAdmissionPolicy":
+			if c, ok := namedExpressions(o, "matchConditions")["user-namespaces"]; ok {
+				t.Errorf("%s matches user namespaces by name (%s), want by label", o.GetName(), c)
+			}
+		case "ValidatingAdmissionPolicyBinding":
+			if field(o.m, "spec", "matchResources", "namespaceSelector", "matchLabels") != nil {
+				bindings++
+			}
+		}
+	}
+	if bindings == 0 {
+		t.Error("no policy binding selects user namespaces by label")
+	}
+}
