@@ -48,9 +48,7 @@ func TestWatchCacheKeepsMetadataOnly(t *testing.T) {
 	got := h.r.watch.pod(key)
 	want := &Pod{ObjectMeta: metav1.ObjectMeta{
 		Name: "session", Namespace: ns, UID: pod.UID, ResourceVersion: got.ResourceVersion, CreationTimestamp: pod.CreationTimestamp,
-		Labels:      map[string]string{identity.JobLabel: "j1", identity.AccountLabel: "proj-7"},
-		Annotations: map[string]string{identity.LifetimeAnnotation: "1h"},
-	}}
+	}, Job: "j1", Account: "proj-7", Lifetime: "1h", HasLifetime: true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("cached pod (-want +got):\n%s", diff)
 	}

@@ -13,8 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/kubehpc/kubehpc/pkg/identity"
 )
 
 // claim marks a pod as being reaped; false if it already is.
@@ -183,7 +181,7 @@ func (r *Reaper) account(pod *Pod, e Expiry, deleted time.Time) {
 	}
 	r.acct.Info("Reaped pod",
 		zap.String("namespace", pod.Namespace), zap.String("pod", pod.Name), zap.String("job", e.Job),
-		zap.String("account", pod.Labels[identity.AccountLabel]),
+		zap.String("account", pod.Account),
 		zap.Int64("cpuRequestMillicores", pod.CPURequestMillicores), zap.Int64("memoryRequestBytes", pod.MemoryRequestBytes),
 		zap.Time("created", pod.CreationTimestamp.Time), started,
 		zap.Time("deleted", deleted), zap.Duration("walltime", e.Verdict.Lifetime),

@@ -68,7 +68,7 @@ type Plan struct {
 
 // BuildPlan decides, for the pods and companion objects in scope, which pods
 // have expired, which objects go with them and which objects are orphans.
-func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy, jobLabel string, orphanMinAge time.Duration) Plan {
+func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy, orphanMinAge time.Duration) Plan {
 	plan := Plan{Skipped: map[string]int{}}
 	live := map[NamespacedJob]bool{}
 	byJob := map[NamespacedJob][]Object{}
@@ -79,7 +79,7 @@ func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy
 		}
 	}
 	for _, pod := range pods {
-		job := JobOf(pod.Labels, jobLabel)
+		job := pod.Job
 		if job != "" {
 			live[NamespacedJob{pod.Namespace, job}] = true
 		}
@@ -109,7 +109,7 @@ func BuildPlan(pods []*Pod, objects []Object, now, passStart time.Time, p Policy
 	// pod in deadline order.
 	jobPods := map[NamespacedJob][]*Pod{}
 	for _, pod := range pods {
-		if job := JobOf(pod.Labels, jobLabel); job != "" {
+		if job := pod.Job; job != "" {
 			k := NamespacedJob{pod.Namespace, job}
 			jobPods[k] = append(jobPods[k], pod)
 		}

@@ -3,7 +3,6 @@ package reaper
 import (
 	"time"
 
-	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/walltime"
 )
 
@@ -113,7 +112,7 @@ func (p Policy) terminating(pod *Pod, v Verdict, now time.Time) Verdict {
 // evaluate is the verdict on pod as if it were not terminating.
 func (p Policy) evaluate(pod *Pod, now time.Time) Verdict {
 	var v Verdict
-	raw, ok := pod.Annotations[identity.LifetimeAnnotation]
+	raw, ok := pod.Lifetime, pod.HasLifetime
 	if ok {
 		d, err := walltime.Parse(raw)
 		if err != nil {

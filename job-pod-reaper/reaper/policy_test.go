@@ -46,13 +46,15 @@ func testPod(ns, name string, lifetime *string, labels map[string]string) *corev
 
 func ptr[T any](v T) *T { return &v }
 
-// asPod is pod as the reaper sees it (every label kept).
-func asPod(pod *corev1.Pod) *Pod { return (&Reaper{cfg: &Config{}}).slim(pod) }
+// asPod is pod as the reaper sees it, with the job label "job".
+func asPod(pod *corev1.Pod) *Pod { return asPods("job", pod)[0] }
 
-func asPods(pods ...*corev1.Pod) []*Pod {
+// asPods are pods as the reaper sees them with the job label jobLabel.
+func asPods(jobLabel string, pods ...*corev1.Pod) []*Pod {
+	r := &Reaper{cfg: &Config{}, jobLabel: jobLabel}
 	out := make([]*Pod, len(pods))
 	for i, p := range pods {
-		out[i] = asPod(p)
+		out[i] = r.slim(p)
 	}
 	return out
 }
@@ -324,7 +326,7 @@ func TestBuildPlan(t *testing.T) {
 		{Kind: KindSecret, Namespace: "a", Name: "new-orphan", Job: "gone2", Created: t0.Add(2 * time.Hour)},
 	}
 	now := t0.Add(2 * time.Hour)
-	plan := BuildPlan(asPods(p1h, p3h, p30m, shared1, shared2, bPod, noLife), objs, now, now, Policy{AgeFrom: AgeFromCreation}, "job", time.Minute)
+	plan := BuildPlan(asPods("job", p1h, p3h, p30m, shared1, shared2, bPod, noLife), objs, now, now, Policy{AgeFrom: AgeFromCreation}, time.Minute)
 
 	var gotExpired []string
 	companions := map[string][]string{}
@@ -362,7 +364,7 @@ func TestBuildPlanNoJobLabel(t *testing.T) {
 	pod := testPod("a", "p", ptr("1h"), map[string]string{"job": "j1"})
 	objs := []Object{{Kind: KindConfigMap, Namespace: "a", Name: "cm", Job: "", Created: t0.Add(-time.Hour)}}
 	now := t0.Add(2 * time.Hour)
-	plan := BuildPlan(asPods(pod), objs, now, now, Policy{AgeFrom: AgeFromCreation}, "", time.Minute)
+	plan := BuildPlan(asPods("", pod), objs, now, now, Policy{AgeFrom: AgeFromCreation}, time.Minute)
 	if len(plan.Expired) != 1 || len(plan.Expired[0].Companions) != 0 || len(plan.Orphans) != 0 {
 		t.Errorf("BuildPlan with job label none = %+v, want the pod only", plan)
 	}

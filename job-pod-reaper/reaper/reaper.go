@@ -158,7 +158,7 @@ func (r *Reaper) RunOnce(ctx context.Context) error {
 		return err
 	}
 	r.metrics.forbidden.Set(float64(len(snap.forbidden)))
-	plan := BuildPlan(snap.pods, snap.objects, passStart, passStart, r.policy, r.jobLabel, r.cfg.OrphanMinAge)
+	plan := BuildPlan(snap.pods, snap.objects, passStart, passStart, r.policy, r.cfg.OrphanMinAge)
 	for _, reason := range skipReasons() {
 		r.metrics.skipped.WithLabelValues(reason).Set(float64(plan.Skipped[reason]))
 	}

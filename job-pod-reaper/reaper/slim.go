@@ -12,12 +12,19 @@ import (
 )
 
 // Pod is what the reaper reads of a pod, and all that its caches keep
-// (memory: a few hundred bytes a pod, whatever its spec). Its metadata
-// holds the name, namespace, UID, resourceVersion, the labels the reaper
-// reads (see keptLabels), the lifetime annotation alone, and the creation
-// and deletion timestamps and the deletion's grace period.
+// (memory: a few hundred bytes a pod, whatever its spec and its other
+// labels and annotations). Its metadata holds the name, namespace, UID,
+// resourceVersion, the creation and deletion timestamps and the
+// deletion's grace period; no labels or annotations: the few the reaper
+// reads are fields.
 type Pod struct {
 	metav1.ObjectMeta
+	// Job is the value of the job label ("" without one, or with
+	// --job-label=none), Account that of the account label.
+	Job, Account string
+	// Lifetime is the value of the lifetime annotation, when HasLifetime.
+	Lifetime    string
+	HasLifetime bool
 	// StartTime is status.startTime: nil for a pod that never started, and
 	// in the metadata-only cache (SpecKnown false), which is used only when
 	// the walltime counts from creation.
@@ -63,7 +70,7 @@ func (r *Reaper) slimPod(obj any) (any, error) {
 	case *corev1.Pod:
 		return r.slim(p), nil
 	case *metav1.PartialObjectMetadata:
-		return &Pod{ObjectMeta: r.podMeta(&p.ObjectMeta)}, nil
+		return r.podOf(&p.ObjectMeta), nil
 	default:
 		return stripManagedFields(obj)
 	}
@@ -74,8 +81,8 @@ func (r *Reaper) slimPod(obj any) (any, error) {
 // It is the typed pod informer's transform and is applied to each page of
 // a --once LIST.
 func (r *Reaper) slim(p *corev1.Pod) *Pod {
-	out := &Pod{ObjectMeta: r.podMeta(&p.ObjectMeta), StartTime: p.Status.StartTime, SpecKnown: true,
-		TerminationGracePeriodSeconds: p.Spec.TerminationGracePeriodSeconds}
+	out := r.podOf(&p.ObjectMeta)
+	out.StartTime, out.SpecKnown, out.TerminationGracePeriodSeconds = p.Status.StartTime, true, p.Spec.TerminationGracePeriodSeconds
 	var cpu, mem resource.Quantity
 	for _, c := range p.Spec.Containers {
 		if q, ok := c.Resources.Requests[corev1.ResourceCPU]; ok {
@@ -89,35 +96,14 @@ func (r *Reaper) slim(p *corev1.Pod) *Pod {
 	return out
 }
 
-// podMeta keeps of a pod's metadata what the reaper reads.
-func (r *Reaper) podMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
-	out := metav1.ObjectMeta{
+// podOf is the Pod of a pod's metadata m: what the reaper reads of it.
+func (r *Reaper) podOf(m *metav1.ObjectMeta) *Pod {
+	out := &Pod{ObjectMeta: metav1.ObjectMeta{
 		Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
-		Labels: r.keptLabels(m.Labels), CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp,
 		DeletionGracePeriodSeconds: m.DeletionGracePeriodSeconds,
-	}
-	if v, ok := m.Annotations[identity.LifetimeAnnotation]; ok {
-		out.Annotations = map[string]string{identity.LifetimeAnnotation: v}
-	}
-	return out
-}
-
-// keptLabels returns the labels the reaper reads: the job label (and, on
-// pods, the account label); all of them when objects are chosen by label
-// client-side (no prefix).
-func (r *Reaper) keptLabels(l map[string]string) map[string]string {
-	if !r.cfg.byPrefix() {
-		return l
-	}
-	var out map[string]string
-	for _, k := range []string{r.jobLabel, identity.AccountLabel} {
-		if v, ok := l[k]; ok && k != "" {
-			if out == nil {
-				out = make(map[string]string, 2)
-			}
-			out[k] = v
-		}
-	}
+	}, Job: JobOf(m.Labels, r.jobLabel), Account: m.Labels[identity.AccountLabel]}
+	out.Lifetime, out.HasLifetime = m.Annotations[identity.LifetimeAnnotation]
 	return out
 }
 

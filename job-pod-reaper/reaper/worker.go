@@ -55,7 +55,7 @@ func (r *Reaper) syncPod(ctx context.Context, key string) error {
 	if v.Skip != "" {
 		return nil
 	}
-	job := JobOf(pod.Labels, r.jobLabel)
+	job := pod.Job
 	e := Expiry{Pod: pod, Verdict: v, Job: job}
 	if !v.Expired {
 		if v.Warn {
@@ -108,7 +108,7 @@ func (w *watch) companions(pod *Pod, job string, now time.Time) ([]Object, bool)
 	var pods []*Pod
 	items, _ := c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, pod.Namespace)
 	for _, o := range items {
-		if p, ok := o.(*Pod); ok && JobOf(p.Labels, w.r.jobLabel) == job {
+		if p, ok := o.(*Pod); ok && p.Job == job {
 			pods = append(pods, p)
 		}
 	}
