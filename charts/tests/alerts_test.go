@@ -26,24 +26,10 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubehpc/kubehpc/job-pod-reaper/reaper"
-	"github.com/kubehpc/kubehpc/ldap-configmap/mapsync"
-	"github.com/kubehpc/kubehpc/namespace-bootstrap/bootstrap"
-	nsreaper "github.com/kubehpc/kubehpc/namespace-reaper/reaper"
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
-
-// metricsNamespaces are the common metrics' prefixes, as each tool's main.go
-// passes them to pkg/app (toolMetrics checks every metric of the tool's own
-// package has the same prefix).
-var metricsNamespaces = map[string]string{
-	"ldap-configmap":      mapsync.Tool.MetricsNamespace,
-	"job-pod-reaper":      reaper.Tool.MetricsNamespace,
-	"namespace-reaper":    nsreaper.Tool.MetricsNamespace,
-	"namespace-bootstrap": bootstrap.Tool.MetricsNamespace,
-}
 
 // requiredAlerts are the alerts each tool's PrometheusRule must have (with
 // its defaults): the list, for what each tool exports.
@@ -96,13 +82,13 @@ func toolMetrics(t *testing.T, tool string) map[string]toolMetric {
 	if len(own) == 0 {
 		t.Fatalf("%s registered no metrics of its own", tool)
 	}
-	prefix := metricsNamespaces[tool] + "_"
+	prefix := tl.MetricsNamespace + "_"
 	for name := range own {
 		if !strings.HasPrefix(name, prefix) {
 			t.Errorf("%s registers %s, without the prefix %s its main.go gives the common metrics", tool, name, prefix)
 		}
 	}
-	if _, err := daemon.New(opts.Daemon, daemon.Deps{MetricsNamespace: metricsNamespaces[tool], Version: "test", Log: log,
+	if _, err := daemon.New(opts.Daemon, daemon.Deps{MetricsNamespace: tl.MetricsNamespace, Version: "test", Log: log,
 		Clock: clock.RealClock{}, Registry: reg, Client: client}, pass); err != nil {
 		t.Fatalf("%s: daemon: %v", tool, err)
 	}

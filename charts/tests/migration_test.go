@@ -394,7 +394,6 @@ func (c *migCluster) runTool(t *testing.T, tool string, extra ...string) (string
 	args = append(args, "--kubeconfig="+kc, "--admin-address=", "--log-format=json", "--once")
 	args = append(args, extra...)
 	tl, cmd := tools[tool]()
-	tl.MetricsNamespace = metricsNamespaces[tool]
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
