@@ -2,6 +2,8 @@ package reaper
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,5 +167,32 @@ func TestReapPodDeleteErrors(t *testing.T) {
 				t.Errorf("pod can be retried = %v, want %v", retry, c.wantErr)
 			}
 		})
+	}
+}
+
+// TestRunAllReturnsEveryError: the pass's deletions run at most n at a
+// time, and every failure is returned (one failing stops no other).
+func TestRunAllReturnsEveryError(t *testing.T) {
+	var running, most, ran atomic.Int64
+	var fns []func() error
+	for i := range 20 {
+		fns = append(fns, func() error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			ran.Add(1)
+			if i%2 == 1 {
+				return fmt.Errorf("deletion %d failed", i)
+			}
+			return nil
+		})
+	}
+	errs := runAll(fns, 3)
+	if len(errs) != 10 || ran.Load() != 20 {
+		t.Errorf("runAll ran %d of 20 and returned %d errors, want 20 and 10", ran.Load(), len(errs))
+	}
+	if most.Load() > 3 {
+		t.Errorf("runAll ran %d at once, want at most 3", most.Load())
 	}
 }
