@@ -1,28 +1,22 @@
 package bootstrap
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/app/apptest"
 )
 
 var testTool = Tool.WithVersion("test")
 
 var update = flag.Bool("update", false, "rewrite testdata/help.txt from the current --help")
-
-func noEnv(string) (string, bool) { return "", false }
 
 // TestParse parses argv and the environment through app.Parse, as main
 // does, and asserts the resulting configuration: flags, NAMESPACE_BOOTSTRAP_*
@@ -38,10 +32,9 @@ func TestParse(t *testing.T) {
 		"NAMESPACE_BOOTSTRAP_LDAP_USER_BASE_DN":  "ou=people,dc=example,dc=org",
 		"NAMESPACE_BOOTSTRAP_LDAP_GROUP_BASE_DN": "ou=groups,dc=example,dc=org",
 	}
-	lookup := func(k string) (string, bool) { v, ok := environ[k]; return v, ok }
 	c := NewConfig()
 	o, err := app.Parse(testTool, []string{"--user", "John.Smith", "--egress-deny", "--egress-allow-ports", "53/udp,443",
-		"--pod-security-enforce", "restricted", "--terminating-timeout", "30s"}, lookup, io.Discard, c)
+		"--pod-security-enforce", "restricted", "--terminating-timeout", "30s"}, apptest.Lookup(environ), io.Discard, c)
 	if err != nil {
 		t.Fatalf("Parse() = %v", err)
 	}
@@ -94,7 +87,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := app.Parse(testTool, tt.args, func(string) (string, bool) { return "", false }, io.Discard, NewConfig())
+			_, err := app.Parse(testTool, tt.args, apptest.NoEnv, io.Discard, NewConfig())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse(%v) = %v, want error containing %q", tt.args, err, tt.want)
 			}
@@ -107,18 +100,10 @@ func TestParseErrors(t *testing.T) {
 // and a field set before parsing keeps its value (AddFlags once forced
 // Reconcile back to true).
 func TestNewConfigIsTheFlagDefaults(t *testing.T) {
+	apptest.ParseKeepsDefaults(t, testTool, NewConfig, cmp.AllowUnexported(Config{}))
 	c := NewConfig()
-	if _, err := app.Parse(testTool, nil, noEnv, io.Discard, c); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(NewConfig(), c, cmp.AllowUnexported(Config{})); diff != "" {
-		t.Errorf("Parse(no flags) = NewConfig() with changes (-want +got):\n%s", diff)
-	}
-	c = NewConfig()
 	c.Reconcile = false
-	if _, err := app.Parse(testTool, nil, noEnv, io.Discard, c); err != nil {
-		t.Fatal(err)
-	}
+	apptest.Parse(t, testTool, nil, nil, c)
 	if c.Reconcile || c.ReconcileWorkers != 4 {
 		t.Errorf("Parse(NewConfig() with Reconcile false) = reconcile %v, workers %d; want false, 4", c.Reconcile, c.ReconcileWorkers)
 	}
@@ -127,21 +112,5 @@ func TestNewConfigIsTheFlagDefaults(t *testing.T) {
 // TestHelp compares --help, defaults included, with testdata/help.txt (the
 // output before the defaults moved into NewConfig); -update rewrites it.
 func TestHelp(t *testing.T) {
-	var out bytes.Buffer
-	if _, err := app.Parse(testTool, []string{"--help"}, noEnv, &out, NewConfig()); !errors.Is(err, pflag.ErrHelp) {
-		t.Fatalf("Parse(--help) error = %v, want ErrHelp", err)
-	}
-	golden := filepath.Join("testdata", "help.txt")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), out.String()); diff != "" {
-		t.Errorf("--help differs from %s (-want +got):\n%s", golden, diff)
-	}
+	apptest.Help(t, testTool, NewConfig(), *update)
 }

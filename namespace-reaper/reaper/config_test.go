@@ -1,31 +1,23 @@
 package reaper
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/namespace-reaper/promactivity"
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/app/apptest"
 )
 
 var tool = Tool.WithVersion("test")
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata (help.txt, plan/*.golden)")
-
-func lookup(env map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-}
 
 func TestParse(t *testing.T) {
 	tests := []struct {
@@ -93,7 +85,7 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := NewConfig()
-			o, err := app.Parse(tool, tt.args, lookup(tt.env), io.Discard, c)
+			o, err := app.Parse(tool, tt.args, apptest.Lookup(tt.env), io.Discard, c)
 			if err != nil {
 				t.Fatalf("Parse(%q) = %v", tt.args, err)
 			}
@@ -123,7 +115,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := app.Parse(tool, tt.args, lookup(nil), io.Discard, NewConfig())
+			_, err := app.Parse(tool, tt.args, apptest.NoEnv, io.Discard, NewConfig())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Parse(%q) = %v, want an error containing %q", tt.args, err, tt.want)
 			}
@@ -135,18 +127,10 @@ func TestParseErrors(t *testing.T) {
 // AddFlags only binds the flags to them, so parsing no flags changes nothing
 // and a field set before parsing keeps every other default.
 func TestNewConfigIsTheFlagDefaults(t *testing.T) {
+	apptest.ParseKeepsDefaults(t, tool, NewConfig, cmpopts.IgnoreUnexported(Config{}))
 	c := NewConfig()
-	if _, err := app.Parse(tool, nil, lookup(nil), io.Discard, c); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(NewConfig(), c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
-		t.Errorf("Parse(no flags) = NewConfig() with changes (-want +got):\n%s", diff)
-	}
-	c = NewConfig()
 	c.ReapAfter = 24 * time.Hour
-	if _, err := app.Parse(tool, nil, lookup(nil), io.Discard, c); err != nil {
-		t.Fatal(err)
-	}
+	apptest.Parse(t, tool, nil, nil, c)
 	if c.MaxDeletionsPerPass != 10 || c.Prometheus.RetryInterval != 5*time.Second || c.ReapAfter != 24*time.Hour {
 		t.Errorf("Parse(NewConfig() with ReapAfter) = max deletions %d, Prometheus retry interval %v, reap after %v; want 10, 5s, 24h",
 			c.MaxDeletionsPerPass, c.Prometheus.RetryInterval, c.ReapAfter)
@@ -156,21 +140,5 @@ func TestNewConfigIsTheFlagDefaults(t *testing.T) {
 // TestHelp compares --help, defaults included, with testdata/help.txt (the
 // output before the defaults moved into NewConfig); -update rewrites it.
 func TestHelp(t *testing.T) {
-	var out bytes.Buffer
-	if _, err := app.Parse(tool, []string{"--help"}, lookup(nil), &out, NewConfig()); !errors.Is(err, pflag.ErrHelp) {
-		t.Fatalf("Parse(--help) error = %v, want ErrHelp", err)
-	}
-	golden := filepath.Join("testdata", "help.txt")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), out.String()); diff != "" {
-		t.Errorf("--help differs from %s (-want +got):\n%s", golden, diff)
-	}
+	apptest.Help(t, tool, NewConfig(), *update)
 }

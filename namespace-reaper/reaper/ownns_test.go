@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/app/apptest"
 )
 
 // TestBuildProtectsTheNamespaceItRunsIn: in a cluster the tool's own
@@ -26,7 +27,7 @@ func TestBuildProtectsTheNamespaceItRunsIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := NewConfig()
-	if _, err := app.Parse(tool, []string{"--namespace-labels=", "--namespace-regexp=.*", "--dry-run", "--once"}, lookup(nil), io.Discard, c); err != nil {
+	if _, err := app.Parse(tool, []string{"--namespace-labels=", "--namespace-regexp=.*", "--dry-run", "--once"}, apptest.NoEnv, io.Discard, c); err != nil {
 		t.Fatal(err)
 	}
 	if slices.Contains(c.Policy().Protected, "reaper-home") {
@@ -44,7 +45,7 @@ func TestBuildProtectsTheNamespaceItRunsIn(t *testing.T) {
 	// Outside a cluster there is no file, and nothing more is protected.
 	c2 := NewConfig()
 	c2.namespaceFile = filepath.Join(t.TempDir(), "missing")
-	if _, err := app.Parse(tool, []string{"--namespace-labels=", "--namespace-regexp=.*", "--once"}, lookup(nil), io.Discard, c2); err != nil {
+	if _, err := app.Parse(tool, []string{"--namespace-labels=", "--namespace-regexp=.*", "--once"}, apptest.NoEnv, io.Discard, c2); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c2.Build(context.Background(), app.Env{Log: zap.NewNop(), Clock: clock.RealClock{}, Registry: prometheus.NewRegistry(),

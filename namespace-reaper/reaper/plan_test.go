@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/app/apptest"
 )
 
 // planCase is a testdata/plan/*.yaml file: a snapshot, the flags and the
@@ -48,7 +49,7 @@ func TestPlanGolden(t *testing.T) {
 				t.Fatalf("decode %s: %v", file, err)
 			}
 			c := NewConfig()
-			if _, err := app.Parse(tool, in.Args, lookup(nil), io.Discard, c); err != nil {
+			if _, err := app.Parse(tool, in.Args, apptest.NoEnv, io.Discard, c); err != nil {
 				t.Fatalf("Parse(%q) = %v", in.Args, err)
 			}
 			s := snapshot{pods: map[string][]*corev1.Pod{}, observed: in.Observed, withPVCs: map[string]bool{}, promActive: map[string]time.Time{}}
