@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -16,9 +15,10 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// Searcher is the part of an LDAP connection the reader uses; *ldap.Conn
-// implements it, and unit tests pass fakes (e.g. for Active Directory's
-// ranged retrieval, which slapd cannot serve).
+// Searcher is the part of an LDAP connection the reader uses; Open's
+// connection (wire.go) and *ldap.Conn implement it, and unit tests pass
+// fakes (e.g. for Active Directory's ranged retrieval, which slapd cannot
+// serve).
 type Searcher interface {
 	Search(req *ldap.SearchRequest) (*ldap.SearchResult, error)
 }
@@ -111,37 +111,22 @@ func Open(ctx context.Context, cfg *Config) (*Session, error) {
 	if err != nil {
 		return nil, &Error{Op: OpConnect, Err: err}
 	}
-	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout}
-	conn, err := ldap.DialURL(cfg.URL, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(tc))
+	conn, err := dialWire(ctx, cfg, tc)
 	if err != nil {
-		return nil, &Error{Op: OpConnect, Err: fmt.Errorf("dial %s: %w", cfg.URL, err)}
+		return nil, &Error{Op: OpConnect, Err: err}
 	}
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	closeConn := func() error {
 		stop()
 		return conn.Close()
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = closeConn()
+	if err := conn.bind(cfg.BindDN, cfg.BindPassword); err != nil {
+		_ = closeConn()
+		if cfg.BindDN == "" {
+			return nil, &Error{Op: OpBind, Err: fmt.Errorf("anonymous bind to %s: %w", cfg.URL, err)}
 		}
-	}()
-	conn.SetTimeout(cfg.ConnectTimeout)
-	if cfg.StartTLS {
-		if err := conn.StartTLS(tc); err != nil {
-			return nil, &Error{Op: OpConnect, Err: fmt.Errorf("StartTLS with %s: %w", cfg.URL, err)}
-		}
+		return nil, &Error{Op: OpBind, Err: fmt.Errorf("bind as %q to %s: %w", cfg.BindDN, cfg.URL, err)}
 	}
-	conn.SetTimeout(cfg.Timeout)
-	if cfg.BindDN != "" {
-		if err := conn.Bind(cfg.BindDN, cfg.BindPassword); err != nil {
-			return nil, &Error{Op: OpBind, Err: fmt.Errorf("bind as %q to %s: %w", cfg.BindDN, cfg.URL, err)}
-		}
-	} else if err := conn.UnauthenticatedBind(""); err != nil {
-		return nil, &Error{Op: OpBind, Err: fmt.Errorf("anonymous bind to %s: %w", cfg.URL, err)}
-	}
-	ok = true
 	return &Session{cfg: cfg, s: conn, close: closeConn}, nil
 }
 
