@@ -392,3 +392,68 @@ subjects:
     namespace: {{ .Release.Namespace }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The guard of a tool's leader-election Lease, for every tool's guard.yaml
+(rendered whether or not leaderElection is on: RBAC may be widened by
+mistake, and the Lease Role lets it create any Lease in the release
+namespace). As the tool's ServiceAccount a Lease may be written only when it
+is the tool's own (its name, in the release namespace), with
+leaseDurationSeconds set and at most 60, and never deleted. A stolen token
+then cannot take the Lease for ever (a huge leaseDurationSeconds keeps every
+real replica from leading: nothing synced, reaped or reconciled), nor squat
+another tool's Lease before that tool first runs. The daemons'
+--leader-elect-lease-duration (default 15s) must stay at or below 60s.
+*/}}
+{{- define "kubehpc.leaseGuard" -}}
+{{- $name := include "kubehpc.fullname" . -}}
+{{- $sa := include "kubehpc.serviceAccountName" . -}}
+{{- $tool := .Chart.Name -}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {{ $name }}-guard-lease
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: ["coordination.k8s.io"]
+        apiVersions: ["*"]
+        resources: ["leases"]
+        operations: ["CREATE", "UPDATE", "DELETE"]
+  matchConditions:
+    - name: {{ $tool }}-service-account
+      expression: request.userInfo.username == {{ printf "system:serviceaccount:%s:%s" .Release.Namespace $sa | quote }}
+  variables:
+    - name: name
+      expression: "object != null ? object.metadata.?name.orValue('') : request.?name.orValue('')"
+  validations:
+    - expression: request.operation != "DELETE"
+      messageExpression: >-
+        {{ printf "%s guard: deletes no Lease, not " $tool | quote }} + request.namespace + "/" + variables.name
+      reason: Forbidden
+    - expression: >-
+        request.operation == "DELETE" || (request.namespace == {{ .Release.Namespace | quote }} && variables.name == {{ $name | quote }})
+      messageExpression: >-
+        {{ printf "%s guard: may write only its own Lease %s/%s, not " $tool .Release.Namespace $name | quote }} + request.namespace + "/" + variables.name
+      reason: Forbidden
+    - expression: >-
+        request.operation == "DELETE" || (object.?spec.?leaseDurationSeconds.hasValue() && object.spec.leaseDurationSeconds <= 60)
+      messageExpression: >-
+        {{ printf "%s guard: a lease's leaseDurationSeconds must be set and at most 60, not " $tool | quote }}
+        + (object.?spec.?leaseDurationSeconds.hasValue() ? string(object.spec.leaseDurationSeconds) : "unset")
+      reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {{ $name }}-guard-lease
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  policyName: {{ $name }}-guard-lease
+  validationActions: [Deny]
+{{- end -}}

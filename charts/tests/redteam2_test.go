@@ -1,0 +1,122 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
+)
+
+// The red team's second round: attacks on what changed after the first
+// (leader election in every tool, the shared global settings, the watching
+// and caching daemons), each a test that failed before its fix.
+
+// leaseRole is the chart's leader-election Role of a tool (kubehpc.common):
+// create any Lease in the release namespace, get and update its own.
+func leaseRole(tool string) []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{tool}, Verbs: []string{"get", "update"}},
+	}
+}
+
+// grantUntilEnd grants a tool's ServiceAccount rules in namespace for the
+// test, and when the test ends waits until the authorizer no longer lets it
+// make the probe call, so that the next test sees the chart's RBAC alone.
+func grantUntilEnd(t *testing.T, sa, namespace string, rules []rbacv1.PolicyRule, probe authv1.ResourceAttributes) {
+	t.Helper()
+	user := fmt.Sprintf("system:serviceaccount:%s:%s", releaseNamespace, sa)
+	// Registered first, so it runs after the grant's own clean-up.
+	t.Cleanup(func() {
+		review := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{User: user,
+			Groups: testenv.ServiceAccountGroups(releaseNamespace), ResourceAttributes: &probe}}
+		testenv.EventuallyWithin(t, 30*time.Second, "the authorizer to drop the test's grant to "+user, func() (bool, error) {
+			res, err := env.Kube.Client.AuthorizationV1().SubjectAccessReviews().Create(context.Background(), review, metav1.CreateOptions{})
+			if err != nil {
+				return false, fmt.Errorf("SubjectAccessReview: %w", err)
+			}
+			return !res.Status.Allowed, nil
+		})
+	})
+	env.ServiceAccount(t, releaseNamespace, sa, testenv.Grant{Namespaces: []string{namespace}, Rules: rules})
+}
+
+// TestRedTeamLeases: each tool's leader-election Lease, written with its
+// own stolen token. Taken with a huge leaseDurationSeconds, the Lease keeps
+// every real replica from ever leading: identities never synced (ldap-
+// configmap), namespaces never reaped (namespace-reaper), never reconciled
+// (namespace-bootstrap), walltimes never enforced (job-pod-reaper). Created
+// under another tool's name before that tool first runs, it squats the
+// other tool's Lease. Each tool's guard bounds the duration (at most 60 s,
+// set) and confines it to its own Lease in the release namespace; the
+// leader election's own writes (15 s, 60 s) pass. RBAC is the chart's with
+// leaderElection.enabled.
+func TestRedTeamLeases(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	admin := env.Kube.Client.CoordinationV1().Leases(releaseNamespace)
+	for _, tc := range []struct {
+		tool string
+		// granted: the umbrella install already enables its leader election.
+		granted bool
+	}{{"ldap-configmap", false}, {"namespace-reaper", false}, {"namespace-bootstrap", false}, {"job-pod-reaper", true}} {
+		t.Run(tc.tool, func(t *testing.T) {
+			if !tc.granted {
+				grantUntilEnd(t, tc.tool, releaseNamespace, leaseRole(tc.tool), authv1.ResourceAttributes{
+					Namespace: releaseNamespace, Verb: "create", Group: "coordination.k8s.io", Resource: "leases"})
+			}
+			// Its own Lease, as a replica left it (no kubelet runs the
+			// replicas here).
+			own := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: tc.tool},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr(tc.tool + "-replica"), LeaseDurationSeconds: ptr(int32(15))}}
+			if _, err := admin.Create(ctx, own, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			leases := saClient(t, tc.tool).CoordinationV1().Leases(releaseNamespace)
+			guard := tc.tool + " guard: "
+			tooLong := guard + "a lease's leaseDurationSeconds must be set and at most 60"
+			update := func(secs *int32) func() error {
+				return func() error {
+					l, err := leases.Get(ctx, tc.tool, metav1.GetOptions{})
+					if err != nil {
+						return err
+					}
+					l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr("thief"), secs
+					_, err = leases.Update(ctx, l, metav1.UpdateOptions{DryRun: dryRun})
+					return err
+				}
+			}
+			create := func(name string, secs int32) func() error {
+				return func() error {
+					_, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
+						Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr("thief"), LeaseDurationSeconds: ptr(secs)}}, metav1.CreateOptions{DryRun: dryRun})
+					return err
+				}
+			}
+			// The first attempt waits for the grant and the policy.
+			if err := pollDenied(ctx, update(ptr(int32(2147483647))), tooLong); err != nil {
+				t.Errorf("%s: its own Lease taken for 2147483647 s: %v", tc.tool, err)
+			}
+			other := "namespace-reaper"
+			if tc.tool == other {
+				other = "ldap-configmap"
+			}
+			runAttempts(t, tc.tool, []attempt{
+				{name: "its own Lease taken for 61 s", do: update(ptr(int32(61))), want: tooLong},
+				{name: "its own Lease without a duration", do: update(nil), want: tooLong},
+				{name: "its own Lease created for 2147483647 s (before the first replica)", do: create(tc.tool, 2147483647), want: tooLong},
+				{name: "another tool's Lease squatted before that tool first runs", do: create(other, 15), want: "guard: may write only its own Lease"},
+				{name: "a leader election renewal (15 s)", do: update(ptr(int32(15))), allowed: true},
+				{name: "a leader election at the bound (60 s)", do: update(ptr(int32(60))), allowed: true},
+			})
+		})
+	}
+}
