@@ -189,7 +189,8 @@ func TestGlobalNamespacePrefix(t *testing.T) {
 	}{
 		{"defaults", nil, "user-", "user-"},
 		{"global", []string{"global.namespacePrefix=hpc-"}, "hpc-", "hpc-"},
-		{"global, the policies' own prefix over it", []string{"global.namespacePrefix=hpc-", "policies.namespacePrefix=ky-"}, "hpc-", "ky-"},
+		{"global, every chart's own prefix over it", []string{"global.namespacePrefix=hpc-", "policies.namespacePrefix=ky-", "ldap-configmap.userPrefix=ky-",
+			"job-pod-reaper.userNamespacePrefix=ky-", "namespace-bootstrap.namespacePrefix=ky-", "namespace-reaper.namespaceRegexp=ky-.+"}, "ky-", "ky-"},
 	}
 	for _, tc := range cases {
 		for _, engine := range []string{"vap", "kyverno"} {

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +118,46 @@ func TestRedTeamLeases(t *testing.T) {
 				{name: "a leader election renewal (15 s)", do: update(ptr(int32(15))), allowed: true},
 				{name: "a leader election at the bound (60 s)", do: update(ptr(int32(60))), allowed: true},
 			})
+		})
+	}
+}
+
+// TestRedTeamPrefixDisagreement: one chart's own prefix over
+// global.namespacePrefix (or over the default) makes a tool and the
+// policies act on different namespaces. namespace-bootstrap on hpc- while
+// the policies match user-* hands users namespaces where any pod is
+// admitted (privileged, any UID, no walltime); job-pod-reaper on another
+// prefix never reaps them. The umbrella refuses to render any such mix,
+// and still renders one prefix set once or everywhere alike, and the
+// empty (label-scoped) prefixes the OSC layout uses.
+func TestRedTeamPrefixDisagreement(t *testing.T) {
+	const refused = "the user namespace prefix differs between the charts"
+	for _, tc := range []struct {
+		name string
+		set  []string
+		ok   bool
+	}{
+		{"namespace-bootstrap alone on another prefix", []string{"namespace-bootstrap.namespacePrefix=hpc-"}, false},
+		{"the policies alone on another prefix than the global", []string{"global.namespacePrefix=hpc-", "policies.namespacePrefix=user-"}, false},
+		{"job-pod-reaper alone on another prefix", []string{"job-pod-reaper.userNamespacePrefix=hpc-"}, false},
+		{"ldap-configmap alone on another prefix", []string{"global.namespacePrefix=hpc-", "ldap-configmap.userPrefix=user-"}, false},
+		{"the tools on the global, namespace-reaper's regexp derived from it, the rest on their own", []string{"global.namespacePrefix=hpc-",
+			"namespace-bootstrap.namespacePrefix=u-", "ldap-configmap.userPrefix=u-", "job-pod-reaper.userNamespacePrefix=u-", "policies.namespacePrefix=u-"}, false},
+		{"every chart on its own, alike", []string{"namespace-bootstrap.namespacePrefix=u-", "ldap-configmap.userPrefix=u-", "job-pod-reaper.userNamespacePrefix=u-",
+			"policies.namespacePrefix=u-", "namespace-reaper.namespaceRegexp=u-.+"}, true},
+		{"the global once", []string{"global.namespacePrefix=hpc-"}, true},
+		{"label-scoped policies and reaper (OSC)", []string{"global.namespacePrefix=hpc-", "policies.namespacePrefix=", "job-pod-reaper.userNamespacePrefix=",
+			"job-pod-reaper.guard.enabled=false"}, true},
+		{"the policies off", []string{"policies.engine=none", "policies.namespacePrefix=x-"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := renderUmbrellaRaw(t, tc.set...)
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("render with %v: %v, want rendered", tc.set, err)
+			case !tc.ok && (err == nil || !strings.Contains(err.Error(), refused)):
+				t.Errorf("render with %v: err = %v, want refused (%s)", tc.set, err, refused)
+			}
 		})
 	}
 }
