@@ -1,6 +1,10 @@
 package bootstrap
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubehpc/kubehpc/pkg/toolmetrics"
+)
 
 type metrics struct {
 	bootstraps       *prometheus.CounterVec
@@ -16,44 +20,24 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	metricsNamespace := Tool.MetricsNamespace
+	f := toolmetrics.New(reg, Tool.MetricsNamespace)
 	m := &metrics{
-		bootstraps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "bootstraps_total",
-			Help: "User bootstraps (logins), by result: created, updated, unchanged, refused (invalid or unknown user, foreign namespace, name collision, not in an allowed group), unavailable (API server or LDAP temporarily failing) or failed.",
-		}, []string{"result"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: metricsNamespace, Name: "bootstrap_duration_seconds", Help: "Duration of one user bootstrap.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
-		}),
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "objects_applied_total",
-			Help: "Objects written by server-side apply, by kind and reason (missing, template changed, drifted, login).",
-		}, []string{"kind", "reason"}),
-		terminatingWaits: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "terminating_waits_total", Help: "Bootstraps that waited for a Terminating namespace to go before recreating it.",
-		}),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "http_requests_total", Help: "Service-mode requests, by HTTP status code.",
-		}, []string{"code"}),
-		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "rate_limited_total", Help: "Service-mode requests refused by the per-user rate limit.",
-		}),
-		reconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "reconcile_namespaces_total",
-			Help: "Managed namespaces seen by reconcile passes, by result: unchanged, corrected, skipped or failed.",
-		}, []string{"result"}),
-		managed: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "managed_namespaces", Help: "Managed namespaces found by the last reconcile pass.",
-		}),
-		collisions: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "identity_collisions_total",
-			Help: "Logins refused because several directory entries map to the user's namespace (an administrator must rename one).",
-		}),
-		clientLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "client_rate_limited_total",
-			Help: "Service-mode requests refused by the per-client (remote address) rate limit, before any TokenReview.",
-		}),
+		bootstraps: f.CounterVec("bootstraps_total",
+			"User bootstraps (logins), by result: created, updated, unchanged, refused (invalid or unknown user, foreign namespace, name collision, not in an allowed group), unavailable (API server or LDAP temporarily failing) or failed.",
+			"result"),
+		duration: f.Histogram("bootstrap_duration_seconds", "Duration of one user bootstrap.", prometheus.ExponentialBuckets(0.005, 2, 12)),
+		applied: f.CounterVec("objects_applied_total",
+			"Objects written by server-side apply, by kind and reason (missing, template changed, drifted, login).", "kind", "reason"),
+		terminatingWaits: f.Counter("terminating_waits_total", "Bootstraps that waited for a Terminating namespace to go before recreating it."),
+		requests:         f.CounterVec("http_requests_total", "Service-mode requests, by HTTP status code.", "code"),
+		rateLimited:      f.Counter("rate_limited_total", "Service-mode requests refused by the per-user rate limit."),
+		reconciled: f.CounterVec("reconcile_namespaces_total",
+			"Managed namespaces seen by reconcile passes, by result: unchanged, corrected, skipped or failed.", "result"),
+		managed: f.Gauge("managed_namespaces", "Managed namespaces found by the last reconcile pass."),
+		collisions: f.Counter("identity_collisions_total",
+			"Logins refused because several directory entries map to the user's namespace (an administrator must rename one)."),
+		clientLimited: f.Counter("client_rate_limited_total",
+			"Service-mode requests refused by the per-client (remote address) rate limit, before any TokenReview."),
 	}
 	for _, r := range []string{"created", "updated", "unchanged", "refused", "unavailable", "failed"} {
 		m.bootstraps.WithLabelValues(r)
@@ -61,6 +45,5 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{"unchanged", "corrected", "skipped", "failed"} {
 		m.reconciled.WithLabelValues(r)
 	}
-	reg.MustRegister(m.bootstraps, m.duration, m.applied, m.terminatingWaits, m.requests, m.rateLimited, m.reconciled, m.managed, m.collisions, m.clientLimited)
 	return m
 }
