@@ -1,21 +1,17 @@
 package reaper
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/app/apptest"
 )
 
 var tool = Tool.WithVersion("test")
@@ -25,8 +21,7 @@ var update = flag.Bool("update", false, "rewrite testdata/help.txt from the curr
 func parse(t testing.TB, args []string, env map[string]string) (*Config, *app.Options, error) {
 	t.Helper()
 	c := NewConfig()
-	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	o, err := app.Parse(tool, args, lookup, io.Discard, c)
+	o, err := app.Parse(tool, args, apptest.Lookup(env), io.Discard, c)
 	return c, o, err
 }
 
@@ -132,18 +127,10 @@ func TestParseErrors(t *testing.T) {
 // and a field set before parsing keeps every other default (AddFlags once
 // skipped them all when a selector or the job label was set).
 func TestNewConfigIsTheFlagDefaults(t *testing.T) {
-	c, _, err := parse(t, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(NewConfig(), c, cmpopts.IgnoreUnexported(Config{})); diff != "" {
-		t.Errorf("Parse(no flags) = NewConfig() with changes (-want +got):\n%s", diff)
-	}
-	c = NewConfig()
+	apptest.ParseKeepsDefaults(t, tool, NewConfig, cmpopts.IgnoreUnexported(Config{}))
+	c := NewConfig()
 	c.JobLabel = "slurm-job"
-	if _, err := app.Parse(tool, nil, func(string) (string, bool) { return "", false }, io.Discard, c); err != nil {
-		t.Fatal(err)
-	}
+	apptest.Parse(t, tool, nil, nil, c)
 	if c.GracePeriodSeconds != -1 || c.AgeFrom != AgeFromCreation || c.MaxGracePeriod != 30*time.Second || c.JobLabel != "slurm-job" {
 		t.Errorf("Parse(NewConfig() with JobLabel) = grace %d, age from %q, max grace %v, job label %q; want -1, creation, 30s, slurm-job",
 			c.GracePeriodSeconds, c.AgeFrom, c.MaxGracePeriod, c.JobLabel)
@@ -153,21 +140,5 @@ func TestNewConfigIsTheFlagDefaults(t *testing.T) {
 // TestHelp compares --help, defaults included, with testdata/help.txt (the
 // output before the defaults moved into NewConfig); -update rewrites it.
 func TestHelp(t *testing.T) {
-	var out bytes.Buffer
-	if _, err := app.Parse(tool, []string{"--help"}, func(string) (string, bool) { return "", false }, &out, NewConfig()); !errors.Is(err, pflag.ErrHelp) {
-		t.Fatalf("Parse(--help) error = %v, want ErrHelp", err)
-	}
-	golden := filepath.Join("testdata", "help.txt")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), out.String()); diff != "" {
-		t.Errorf("--help differs from %s (-want +got):\n%s", golden, diff)
-	}
+	apptest.Help(t, tool, NewConfig(), *update)
 }
