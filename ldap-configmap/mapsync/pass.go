@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -632,31 +633,25 @@ func (p *Pass) writeAnnotations(ctx context.Context, plan *AnnotationPlan) error
 		p.m.annotated.Set(float64(plan.Desired))
 		return nil
 	}
-	work := make(chan AnnotationChange)
+	// --workers writes at once; a failed write does not stop the others.
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
-	for range min(p.cfg.Workers, max(len(plan.Changes), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				if err := p.applyAnnotation(ctx, c); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(p.cfg.Workers)
 	for _, c := range plan.Changes {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- c
+		g.Go(func() error {
+			if err := p.applyAnnotation(ctx, c); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // the errors are gathered above
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}
