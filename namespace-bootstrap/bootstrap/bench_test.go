@@ -219,12 +219,7 @@ func benchService(b *testing.B, qps float32) {
 // lookup, bootstrap, exit) for one first login and 20 re-runs.
 func BenchmarkHookProcess(b *testing.B) {
 	installRBAC(b)
-	bin := filepath.Join(b.TempDir(), "namespace-bootstrap")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	build.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(b, "..")
 	c := benchConfig(b, false)
 	args := []string{"--user", "user00900", "--kubeconfig", env.Kube.KubeconfigPath, "--namespace-prefix", c.NamespacePrefix,
 		"--ldap-url", c.LDAP.URL, "--ldap-preset", "rfc2307", "--ldap-bind-dn", c.LDAP.BindDN, "--ldap-bind-password-file", c.LDAP.BindPasswordFile,

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 const hookScript = "../hooks/ondemand-pre-hook.sh"
@@ -85,12 +86,7 @@ func TestPreHookScriptServiceMode(t *testing.T) {
 // have (NAMESPACE_PREFIX), and reports a refused user.
 func TestPreHookScriptHookMode(t *testing.T) {
 	installRBAC(t)
-	bin := filepath.Join(t.TempDir(), "namespace-bootstrap")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	build.Env = append(os.Environ(), "GOWORK=off")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(t, "..")
 	prefix := uniquePrefix()
 	cleanupNamespace(t, prefix+"bob")
 	env := []string{
