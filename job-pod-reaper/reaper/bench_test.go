@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // The benchmark population (the scale): benchNamespaces namespaces
@@ -220,7 +220,7 @@ func BenchmarkWatch(b *testing.B) {
 		b.ReportMetric(pct(0.5), "lag_p50_ms")
 		b.ReportMetric(pct(0.99), "lag_p99_ms")
 		b.ReportMetric(lags[len(lags)-1].Seconds()*1000, "lag_max_ms")
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak_rss_MB")
+		testenv.ReportPeakRSS(b)
 		fmt.Fprintf(os.Stderr, "bench: watch synced in %v, heap +%.0f MB, resync %v with %d GETs, lag p50 %.0fms p99 %.0fms max %.0fms\n",
 			synced.Round(time.Millisecond), heapMB, resync.Round(time.Millisecond), resyncGets, pct(0.5), pct(0.99), lags[len(lags)-1].Seconds()*1000)
 	}
@@ -306,20 +306,4 @@ func measureLagSpread(b *testing.B, admin kubernetes.Interface, p *population, s
 		}
 	}
 	return lags, addLags
-}
-
-// peakRSS returns the test process's peak resident set size (VmHWM), which
-// includes the population generator.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // BenchmarkDaemonChurn runs the job-pod-reaper binary under churn: pods
@@ -41,10 +41,7 @@ func BenchmarkDaemonChurn(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bin := filepath.Join(b.TempDir(), "job-pod-reaper")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(b, "..")
 	prefix := fmt.Sprintf("churn%d-", os.Getpid()%10000)
 	var nss []string
 	for i := range 20 {
@@ -102,14 +99,14 @@ func BenchmarkDaemonChurn(b *testing.B) {
 		var first, last float64
 		for {
 			m := scrape(b, addr)
-			_, rss := procMemory(cmd.Process.Pid)
+			mem, _ := testenv.ReadMemory(cmd.Process.Pid) // zero once the process is gone
 			heap := m["go_memstats_heap_inuse_bytes"] / (1 << 20)
 			if first == 0 {
 				first = heap
 			}
 			last = heap
 			fmt.Fprintf(os.Stderr, "bench: churn t=%3.0fs pods created %5d heap_inuse %5.1f MiB goroutines %3.0f rss %5.1f MiB\n",
-				time.Since(start).Seconds(), created.Load(), heap, m["go_goroutines"], float64(rss)/(1<<20))
+				time.Since(start).Seconds(), created.Load(), heap, m["go_goroutines"], float64(mem.Current)/(1<<20))
 			if churnCtx.Err() != nil {
 				break
 			}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // benchBacklog is how many pods are overdue when the daemon starts.
@@ -52,10 +52,7 @@ func BenchmarkDaemon10k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bin := filepath.Join(b.TempDir(), "job-pod-reaper")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildBinary(b, "..")
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		backlogSel := "bench-backlog=" + strconv.Itoa(os.Getpid())
@@ -96,7 +93,8 @@ func BenchmarkDaemon10k(b *testing.B) {
 			b.Fatalf("the reaper was not ready within 5 minutes: %v", err)
 		}
 		ready := time.Since(start)
-		readyHWM, _ := procMemory(cmd.Process.Pid)
+		readyMem, _ := testenv.ReadMemory(cmd.Process.Pid)
+		readyHWM := readyMem.Peak
 
 		var backlogDone time.Duration
 		var wg sync.WaitGroup
@@ -119,7 +117,8 @@ func BenchmarkDaemon10k(b *testing.B) {
 		wg.Wait()
 		bw.Stop()
 		slices.Sort(lags)
-		hwm, rss := procMemory(cmd.Process.Pid)
+		mem, _ := testenv.ReadMemory(cmd.Process.Pid)
+		hwm, rss := mem.Peak, mem.Current
 		metrics := scrape(b, addr)
 		if path := os.Getenv("KUBEHPC_BENCH_HEAP_PROFILE"); path != "" {
 			saveProfile(b, "http://"+addr+"/debug/pprof/heap?gc=1", path)
@@ -207,30 +206,6 @@ func saveProfile(b *testing.B, url, path string) {
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// procMemory returns a process's peak and current resident set size.
-func procMemory(pid int) (hwm, rss int64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		switch k {
-		case "VmHWM":
-			hwm = kb << 10
-		case "VmRSS":
-			rss = kb << 10
-		}
-	}
-	return hwm, rss
 }
 
 // scrape reads the unlabelled samples of the admin server's /metrics.
