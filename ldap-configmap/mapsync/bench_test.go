@@ -6,9 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,33 +25,6 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
-
-// resetPeakRSS returns the memory the benchmark's set-up freed to the
-// system and resets this process's peak resident set (VmHWM), so that the
-// peak read after the passes is theirs: the tool's, plus what the test
-// process holds beside it (its clients and the generated directory).
-func resetPeakRSS(b *testing.B) {
-	b.Helper()
-	debug.FreeOSMemory()
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		b.Fatalf("reset the peak RSS: %v", err)
-	}
-}
-
-// peakRSSMB is this process's peak resident set (VmHWM), in MB.
-func peakRSSMB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
 
 type benchEnv struct {
 	slapd   *testenv.Slapd
@@ -262,7 +233,7 @@ func BenchmarkConfigMaps(b *testing.B) {
 			size := testutil.ToFloat64(e.pass.m.size.WithLabelValues(ConfigMapName(m)))
 			b.ReportMetric(size/5000, m+"_bytes/user")
 		}
-		b.ReportMetric(peakRSSMB(), "peak_rss_MB")
+		testenv.ReportPeakRSS(b)
 	}
 }
 
@@ -274,8 +245,10 @@ func BenchmarkConfigMaps(b *testing.B) {
 func BenchmarkDirectory50k(b *testing.B) {
 	for range b.N {
 		e := setupBench(b, 50000, 5000, 10, []string{MapperUID, MapperGIDs, MapperGroups}, 5000)
-		b.ReportMetric(peakRSSMB(), "setup_peak_rss_MB")
-		resetPeakRSS(b)
+		testenv.ReportPeakRSSAs(b, "setup_peak_rss_MB")
+		if err := testenv.ResetPeakRSS(); err != nil {
+			b.Fatal(err)
+		}
 		e.step(b, "cold", true)
 		e.watchNamespaces(b)
 		e.step(b, "unchanged", true)
@@ -291,6 +264,6 @@ func BenchmarkDirectory50k(b *testing.B) {
 			b.ReportMetric(size/50000, m+"_bytes/user")
 		}
 		b.ReportMetric(testutil.ToFloat64(e.pass.m.annotated), "annotated_namespaces")
-		b.ReportMetric(peakRSSMB(), "passes_peak_rss_MB")
+		testenv.ReportPeakRSSAs(b, "passes_peak_rss_MB")
 	}
 }

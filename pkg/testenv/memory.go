@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,13 +61,32 @@ func PeakRSS() (int64, error) {
 	return m.Peak, err
 }
 
+// ResetPeakRSS returns the memory this process has freed to the system and
+// resets its peak resident set (VmHWM) to the current one, so that a peak
+// read later is that of what ran since (a benchmark's passes, not its
+// set-up).
+func ResetPeakRSS() error {
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset the peak resident set: %w", err)
+	}
+	return nil
+}
+
 // ReportPeakRSS reports this process's peak resident set as the benchmark
 // metric peak_rss_MB (MiB, the unit every benchmark of the project reports).
 func ReportPeakRSS(b *testing.B) {
+	b.Helper()
+	ReportPeakRSSAs(b, "peak_rss_MB")
+}
+
+// ReportPeakRSSAs reports this process's peak resident set, in MiB, as the
+// benchmark metric unit (e.g. setup_peak_rss_MB).
+func ReportPeakRSSAs(b *testing.B, unit string) {
 	b.Helper()
 	peak, err := PeakRSS()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(peak)/(1<<20), "peak_rss_MB")
+	b.ReportMetric(float64(peak)/(1<<20), unit)
 }

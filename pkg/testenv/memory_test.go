@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"runtime"
 	"testing"
 )
 
@@ -19,5 +20,32 @@ func TestReadMemory(t *testing.T) {
 	}
 	if _, err := ReadMemory(-1); err == nil {
 		t.Error("ReadMemory(-1) = nil error, want one")
+	}
+}
+
+// TestResetPeakRSS: after 64 MiB touched and freed, ResetPeakRSS brings the
+// peak back down to what the process holds now.
+func TestResetPeakRSS(t *testing.T) {
+	touch := func() {
+		buf := make([]byte, 64<<20)
+		for i := 0; i < len(buf); i += 4096 {
+			buf[i] = 1
+		}
+		runtime.KeepAlive(buf)
+	}
+	touch()
+	before, err := ReadMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ResetPeakRSS(); err != nil {
+		t.Fatalf("ResetPeakRSS() = %v", err)
+	}
+	after, err := ReadMemory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Peak > before.Peak-32<<20 {
+		t.Errorf("peak after ResetPeakRSS = %d MiB, want at least 32 MiB under the peak before, %d MiB", after.Peak>>20, before.Peak>>20)
 	}
 }
