@@ -42,12 +42,12 @@ deps: ## Install what the tests need: slapd (Debian), the control plane, Helm an
 	@hack/install-deps.sh
 	@hack/tool.sh kubebins >/dev/null
 	@hack/tool.sh helm >/dev/null
-	@hack/kyverno.sh >/dev/null
+	@hack/tool.sh kyverno >/dev/null
 
 test: deps ## Run every unit, integration and end-to-end test (real kube-apiserver and slapd), with the race detector
 	@hack/test.sh $(GOTEST_FLAGS)
 
-lint: ## gofmt, go vet and staticcheck on every module
+lint: ## gofmt, go vet, staticcheck and one client-go version on every module (what CI runs before make test)
 	@hack/lint.sh
 
 demo: build ## Run the whole story on a local control plane and LDAP server (Ctrl-C stops everything)

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
-# --no-staticcheck: gofmt, go vet and the client-go check only (what CI
-# gates on; staticcheck's cold install and analysis would not fit CI's time).
+# --no-staticcheck: gofmt, go vet and the client-go check only (a quick local
+# check; `make lint` and CI run all of it). staticcheck comes from hack/tools.
 staticcheck=""
 [ "${1:-}" = "--no-staticcheck" ] || staticcheck=$(hack/tool.sh staticcheck)
 status=0
@@ -17,6 +17,8 @@ for m in $modules hack/images; do
   echo "=== vet${staticcheck:+ + staticcheck} $m"
   (cd "$m" && go vet ./... && { [ -z "$staticcheck" ] || "$staticcheck" ./...; }) || status=1
 done
+# The wrapper modules under hack/ (tools, kubebins, kyverno) build tools, not
+# the project's binaries, and keep the client-go their tool's release pins.
 versions=$(for m in $modules; do grep -h 'k8s.io/client-go ' "$m/go.mod" | awk '{print $2}'; done | sort -u)
 if [ "$(echo "$versions" | grep -c .)" -gt 1 ]; then echo "client-go versions differ between modules: $versions"; status=1; fi
 exit $status

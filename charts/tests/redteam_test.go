@@ -178,8 +178,10 @@ func TestRedTeamPortalUser(t *testing.T) {
 			return err
 		}, want: rbacDenied},
 		{name: "Endpoints pointing a Service at the API server", do: func() error {
-			_, err := u.Client.CoreV1().Endpoints(u.Namespace).Create(ctx, &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "rt"},
-				Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.96.0.1"}}, Ports: []corev1.EndpointPort{{Port: 443}}}}}, metav1.CreateOptions{DryRun: dryRun})
+			//lint:ignore SA1019 the attack uses the deprecated Endpoints API on purpose: the API server still serves it.
+			ep := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Name: "rt"}, Subsets: []corev1.EndpointSubset{{
+				Addresses: []corev1.EndpointAddress{{IP: "10.96.0.1"}}, Ports: []corev1.EndpointPort{{Port: 443}}}}}
+			_, err := u.Client.CoreV1().Endpoints(u.Namespace).Create(ctx, ep, metav1.CreateOptions{DryRun: dryRun})
 			return err
 		}, want: rbacDenied},
 		{name: "pod in another user's namespace", do: func() error {
