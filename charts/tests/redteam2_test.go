@@ -3,15 +3,19 @@ package tests
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
@@ -160,4 +164,107 @@ func TestRedTeamPrefixDisagreement(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedTeamKyvernoStatusPath: under the Kyverno engine the pod-immutable
+// ClusterPolicy matches Pod/status (its strategy keeps the spec but not the
+// metadata, so a token that may write pods/status could otherwise extend a
+// walltime). Kyverno merges every policy into one webhook with failurePolicy
+// Fail, so every kubelet status update of every pod in the cluster went
+// through Kyverno: with Kyverno down or slow, no pod's status (Ready,
+// phase) could change. The policy's webhook match conditions now send a
+// pods/status write to Kyverno only when it changes a pod's labels or
+// annotations; a kubelet-style status write stays out of the webhook path,
+// and a walltime extended through pods/status is still denied.
+func TestRedTeamKyvernoStatusPath(t *testing.T) {
+	eng := startKyvernoEngine(t)
+	ctx := context.Background()
+	u := eng.newUser(t, "rtstatus", "10021", "10021", []string{"10021"}, []string{"rtstatus"})
+	pod, err := u.Client.CoreV1().Pods(u.Namespace).Create(ctx, goodPod(u), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create a well-formed pod as %s: %v", u.Name, err)
+	}
+	coversStatus := func(r admissionregistrationv1.RuleWithOperations) bool {
+		if !slices.Contains(r.Operations, admissionregistrationv1.Update) && !slices.Contains(r.Operations, admissionregistrationv1.OperationAll) {
+			return false
+		}
+		return slices.ContainsFunc(r.Resources, func(res string) bool { return res == "pods/status" || res == "pods/*" || res == "*/*" })
+	}
+	var last, conditioned string
+	var covered int
+	var unconditioned []string
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := env.Kube.Client.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "webhook.kyverno.io/managed-by=kyverno"})
+		if err != nil {
+			return false, err
+		}
+		covered, unconditioned, conditioned = 0, []string{}, ""
+		for _, c := range list.Items {
+			for _, w := range c.Webhooks {
+				if !slices.ContainsFunc(w.Rules, coversStatus) {
+					continue
+				}
+				covered++
+				if !slices.ContainsFunc(w.MatchConditions, func(m admissionregistrationv1.MatchCondition) bool { return m.Name == "status-changes-metadata" }) {
+					unconditioned = append(unconditioned, fmt.Sprintf("%s (failurePolicy %v)", w.Name, ptrValue(w.FailurePolicy)))
+				} else {
+					conditioned = w.Name
+				}
+			}
+		}
+		last = fmt.Sprintf("%d webhooks take pods/status, without the match condition: %v", covered, unconditioned)
+		return covered > 0 && len(unconditioned) == 0, nil
+	})
+	if err != nil {
+		t.Fatalf("Kyverno's webhooks for pods/status: %s: %v", last, err)
+	}
+	status := func(body string) error {
+		_, err := env.Kube.Client.CoreV1().Pods(u.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, []byte(body),
+			metav1.PatchOptions{DryRun: dryRun}, "status")
+		return err
+	}
+	// The API server counts the requests a webhook's match conditions kept
+	// from it.
+	before := matchConditionExclusions(t, conditioned)
+	if err := status(`{"status":{"conditions":[{"type":"example.org/ready","status":"True"}]}}`); err != nil {
+		t.Errorf("a kubelet-style status write: %v", err)
+	}
+	if after := matchConditionExclusions(t, conditioned); after <= before {
+		t.Errorf("a kubelet-style status write went to Kyverno's webhook %s (match condition exclusions %v before, %v after)", conditioned, before, after)
+	}
+	if err := status(`{"metadata":{"annotations":{"pod.kubernetes.io/lifetime":"999h"}}}`); !kyvernoDenied(err, "pod.kubernetes.io/lifetime of a pod cannot change after creation") {
+		t.Errorf("the walltime extended through pods/status: err = %v, want Kyverno's denial", err)
+	}
+	if err := status(`{"metadata":{"labels":{"account":null}}}`); !kyvernoDenied(err, "the label account of a pod cannot change after creation") {
+		t.Errorf("the account removed through pods/status: err = %v, want Kyverno's denial", err)
+	}
+}
+
+// matchConditionExclusions reads from the API server's metrics how many
+// requests the match conditions of webhook kept from it.
+func matchConditionExclusions(t *testing.T, webhook string) float64 {
+	t.Helper()
+	b, err := env.Kube.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatalf("read the API server's metrics: %v", err)
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "apiserver_admission_match_condition_exclusions_total{") || !strings.Contains(line, `name="`+webhook+`"`) {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[strings.LastIndex(line, " ")+1:], &v); err != nil {
+			t.Fatalf("parse %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+func ptrValue[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
