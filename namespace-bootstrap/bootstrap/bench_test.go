@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/kubeclient"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
@@ -76,6 +77,15 @@ func reportLatency(b *testing.B, d []time.Duration) {
 	b.ReportMetric(float64(percentile(d, 0.99).Microseconds())/1000, "p99_ms")
 }
 
+// reportLogins reports the latency of the logins lat and the API requests
+// and writes counter counted, per login.
+func reportLogins(b *testing.B, lat []time.Duration, counter *kubeclient.RequestCounter) {
+	reportLatency(b, lat)
+	b.ReportMetric(float64(counter.Total())/float64(len(lat)), "api_requests/op")
+	b.ReportMetric(float64(counter.Writes())/float64(len(lat)), "api_writes/op")
+	b.Logf("requests: %s", counter)
+}
+
 // BenchmarkBootstrapNewUser: first logins of 100 users (LDAP lookup, the
 // default template: namespace, 2 RoleBindings, NetworkPolicy), one after
 // another. The client is not throttled: in hook mode each login is a new
@@ -95,10 +105,7 @@ func BenchmarkBootstrapNewUser(b *testing.B) {
 			lat = append(lat, time.Since(start))
 		}
 	}
-	reportLatency(b, lat)
-	b.ReportMetric(float64(f.counter.Total())/float64(len(lat)), "api_requests/op")
-	b.ReportMetric(float64(f.counter.Writes())/float64(len(lat)), "api_writes/op")
-	b.Logf("requests: %s", f.counter)
+	reportLogins(b, lat, f.counter)
 }
 
 // BenchmarkBootstrapRerun: 200 logins of up-to-date users (the target is a
@@ -132,10 +139,7 @@ func BenchmarkBootstrapRerun(b *testing.B) {
 			}
 		}
 	}
-	reportLatency(b, lat)
-	b.ReportMetric(float64(f.counter.Total())/float64(len(lat)), "api_requests/op")
-	b.ReportMetric(float64(f.counter.Writes())/float64(len(lat)), "api_writes/op")
-	b.Logf("requests: %s", f.counter)
+	reportLogins(b, lat, f.counter)
 }
 
 // BenchmarkServiceConcurrentLogins: 200 users log in at once through the

@@ -21,36 +21,32 @@ func New(reg prometheus.Registerer, namespace string) Factory {
 
 // Counter makes and registers the counter <namespace>_<name>.
 func (f Factory) Counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: f.namespace, Name: name, Help: help})
-	f.reg.MustRegister(c)
-	return c
+	return register(f.reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: f.namespace, Name: name, Help: help}))
 }
 
 // CounterVec makes and registers the counter <namespace>_<name> with labels.
 func (f Factory) CounterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: f.namespace, Name: name, Help: help}, labels)
-	f.reg.MustRegister(c)
-	return c
+	return register(f.reg, prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: f.namespace, Name: name, Help: help}, labels))
 }
 
 // Gauge makes and registers the gauge <namespace>_<name>.
 func (f Factory) Gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: f.namespace, Name: name, Help: help})
-	f.reg.MustRegister(g)
-	return g
+	return register(f.reg, prometheus.NewGauge(prometheus.GaugeOpts{Namespace: f.namespace, Name: name, Help: help}))
 }
 
 // GaugeVec makes and registers the gauge <namespace>_<name> with labels.
 func (f Factory) GaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: f.namespace, Name: name, Help: help}, labels)
-	f.reg.MustRegister(g)
-	return g
+	return register(f.reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: f.namespace, Name: name, Help: help}, labels))
 }
 
 // Histogram makes and registers the histogram <namespace>_<name> with
 // buckets (nil: prometheus.DefBuckets).
 func (f Factory) Histogram(name, help string, buckets []float64) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: f.namespace, Name: name, Help: help, Buckets: buckets})
-	f.reg.MustRegister(h)
-	return h
+	return register(f.reg, prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: f.namespace, Name: name, Help: help, Buckets: buckets}))
+}
+
+// register registers c on reg and returns it.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	reg.MustRegister(c)
+	return c
 }
