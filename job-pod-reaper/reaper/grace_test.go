@@ -2,7 +2,6 @@ package reaper
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -43,7 +42,7 @@ func boundPod(t *testing.T, ns, name, node string, terminationGrace int64) *core
 // garbage collector leaves the pods bound to it alone.
 func testNode(t *testing.T) string {
 	t.Helper()
-	name := fmt.Sprintf("grace-node-%d", seq.Add(1))
+	name := env.UniqueName("grace-node-")
 	ctx := context.Background()
 	if _, err := env.Kube.Client.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create node %s: %v", name, err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,8 +36,6 @@ func TestMain(m *testing.M) {
 	os.Exit(testenv.Main(m, testenv.Options{Kube: true}, &env))
 }
 
-var seq atomic.Int64
-
 // testLabel carries the test's unique value on its namespaces.
 const testLabel = "kubehpc-test"
 
@@ -48,7 +45,7 @@ const testLabel = "kubehpc-test"
 // namespaces never finish deleting without a controller manager).
 func scope(t *testing.T) (map[string]string, string) {
 	t.Helper()
-	v := fmt.Sprintf("t%d-%d", os.Getpid()%10000, seq.Add(1))
+	v := env.UniqueName("t")
 	lbl := map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, testLabel: v}
 	return lbl, "--user-namespace-prefix=" + v + "-"
 }
@@ -312,7 +309,7 @@ func serviceAccount(t *testing.T, reapIn []string, leaseNS ...string) *rest.Conf
 	t.Helper()
 	ctx := context.Background()
 	rbac := env.Kube.Client.RbacV1()
-	id := fmt.Sprintf("jpr-%d-%d", os.Getpid()%10000, seq.Add(1))
+	id := env.UniqueName("jpr-")
 	saNS := "default"
 	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: id, Namespace: saNS}}
 	mkRole := func(name string, rules []rbacv1.PolicyRule) {
