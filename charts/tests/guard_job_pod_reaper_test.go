@@ -287,7 +287,9 @@ func TestGuardJobPodReaperDeniesDryRunSecretDelete(t *testing.T) {
 // pass.
 func TestGuardJobPodReaperLeases(t *testing.T) {
 	installUmbrella(t)
-	c := saClient(t, "job-pod-reaper")
+	// A token bound to the pod "thief" (the guard lets it hold the Lease
+	// only as that pod: TestRedTeamLeases).
+	c := podBoundClient(t, "job-pod-reaper", "thief")
 	admin := env.Kube.Client
 	ctx := context.Background()
 	leases := c.CoordinationV1().Leases(releaseNamespace)
@@ -331,7 +333,7 @@ func TestGuardJobPodReaperLeases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.Spec.LeaseDurationSeconds = ptr(tc.secs)
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr("thief"), ptr(tc.secs)
 		_, err = leases.Update(ctx, l, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
 		if tc.allow && err != nil {
 			t.Errorf("update Lease %s to %d s as job-pod-reaper: %v", own, tc.secs, err)

@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
@@ -54,6 +56,20 @@ func grantUntilEnd(t *testing.T, sa, namespace string, rules []rbacv1.PolicyRule
 	env.ServiceAccount(t, releaseNamespace, sa, testenv.Grant{Namespaces: []string{namespace}, Rules: rules})
 }
 
+// podBoundClient acts as a tool's ServiceAccount with a token bound to a
+// pod: the authenticator puts the pod's name in the user's extra
+// authentication.kubernetes.io/pod-name, as for the token a replica mounts.
+func podBoundClient(t testing.TB, tool, pod string) kubernetes.Interface {
+	t.Helper()
+	cfg := env.Kube.ServiceAccountConfig(releaseNamespace, tool)
+	cfg.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/pod-name": {pod}}
+	c, err := testenv.ClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestRedTeamLeases: each tool's leader-election Lease, written with its
 // own stolen token. Taken with a huge leaseDurationSeconds, the Lease keeps
 // every real replica from ever leading: identities never synced (ldap-
@@ -62,8 +78,11 @@ func grantUntilEnd(t *testing.T, sa, namespace string, rules []rbacv1.PolicyRule
 // under another tool's name before that tool first runs, it squats the
 // other tool's Lease. Each tool's guard bounds the duration (at most 60 s,
 // set) and confines it to its own Lease in the release namespace; the
-// leader election's own writes (15 s, 60 s) pass. RBAC is the chart's with
-// leaderElection.enabled.
+// leader election's own writes (15 s, 60 s, the release) pass. Renewing
+// the Lease every few seconds, a thief still kept it for as long as it
+// liked: the holder must be the pod the token is bound to, so a token
+// stolen from a replica can only make that live replica the leader. RBAC
+// is the chart's with leaderElection.enabled.
 func TestRedTeamLeases(t *testing.T) {
 	installUmbrella(t)
 	ctx := context.Background()
@@ -85,24 +104,30 @@ func TestRedTeamLeases(t *testing.T) {
 			if _, err := admin.Create(ctx, own, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 				t.Fatal(err)
 			}
-			leases := saClient(t, tc.tool).CoordinationV1().Leases(releaseNamespace)
+			// The token as a replica's pod holds it (bound to the pod), and
+			// one bound to no pod.
+			pod := tc.tool + "-7d9f8-x2x4q"
+			leases := podBoundClient(t, tc.tool, pod).CoordinationV1().Leases(releaseNamespace)
+			unbound := saClient(t, tc.tool).CoordinationV1().Leases(releaseNamespace)
 			guard := tc.tool + " guard: "
 			tooLong := guard + "a lease's leaseDurationSeconds must be set and at most 60"
-			update := func(secs *int32) func() error {
+			notItsPod := guard + "may hold its Lease only as the pod its token is bound to"
+			updateAs := func(c coordinationv1client.LeaseInterface, holder string, secs *int32) func() error {
 				return func() error {
-					l, err := leases.Get(ctx, tc.tool, metav1.GetOptions{})
+					l, err := c.Get(ctx, tc.tool, metav1.GetOptions{})
 					if err != nil {
 						return err
 					}
-					l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr("thief"), secs
-					_, err = leases.Update(ctx, l, metav1.UpdateOptions{DryRun: dryRun})
+					l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr(holder), secs
+					_, err = c.Update(ctx, l, metav1.UpdateOptions{DryRun: dryRun})
 					return err
 				}
 			}
+			update := func(secs *int32) func() error { return updateAs(leases, pod, secs) }
 			create := func(name string, secs int32) func() error {
 				return func() error {
 					_, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name},
-						Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr("thief"), LeaseDurationSeconds: ptr(secs)}}, metav1.CreateOptions{DryRun: dryRun})
+						Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr(pod), LeaseDurationSeconds: ptr(secs)}}, metav1.CreateOptions{DryRun: dryRun})
 					return err
 				}
 			}
@@ -119,8 +144,11 @@ func TestRedTeamLeases(t *testing.T) {
 				{name: "its own Lease without a duration", do: update(nil), want: tooLong},
 				{name: "its own Lease created for 2147483647 s (before the first replica)", do: create(tc.tool, 2147483647), want: tooLong},
 				{name: "another tool's Lease squatted before that tool first runs", do: create(other, 15), want: "guard: may write only its own Lease"},
+				{name: "its own Lease held (15 s) for a holder that is not the token's pod", do: updateAs(leases, "thief", ptr(int32(15))), want: notItsPod},
+				{name: "its own Lease held (15 s) with a token bound to no pod", do: updateAs(unbound, pod, ptr(int32(15))), want: notItsPod},
 				{name: "a leader election renewal (15 s)", do: update(ptr(int32(15))), allowed: true},
 				{name: "a leader election at the bound (60 s)", do: update(ptr(int32(60))), allowed: true},
+				{name: "a replica releases the Lease (no holder, 1 s)", do: updateAs(leases, "", ptr(int32(1))), allowed: true},
 			})
 		})
 	}

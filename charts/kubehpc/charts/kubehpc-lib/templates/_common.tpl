@@ -100,6 +100,8 @@ sets to the VERSION `make images` tagged.
 - --leader-elect
 - {{ print "--leader-elect-namespace=" (.Release.Namespace) | quote }}
 - {{ print "--leader-elect-lease-name=" (include "kubehpc.fullname" .) | quote }}
+{{- /* The pod's name ($(POD_NAME), the pod's env): the lease guard lets a token hold the Lease only as its own pod. */}}
+- --leader-elect-identity=$(POD_NAME)
 {{- end }}
 {{- end }}
 {{- if .Values.dryRun }}
@@ -402,7 +404,12 @@ is the tool's own (its name, in the release namespace), with
 leaseDurationSeconds set and at most 60, and never deleted. A stolen token
 then cannot take the Lease for ever (a huge leaseDurationSeconds keeps every
 real replica from leading: nothing synced, reaped or reconciled), nor squat
-another tool's Lease before that tool first runs. The daemons'
+another tool's Lease before that tool first runs. The holder must be the
+pod the token is bound to (the authenticator's
+authentication.kubernetes.io/pod-name; "" when a replica releases it), and
+the chart names each replica by its pod (--leader-elect-identity): a token
+stolen from a pod can only make that pod, a live replica, the leader, and a
+token bound to no pod holds no Lease. The daemons'
 --leader-elect-lease-duration (default 15s) must stay at or below 60s.
 */}}
 {{- define "kubehpc.leaseGuard" -}}
@@ -430,6 +437,10 @@ spec:
   variables:
     - name: name
       expression: "object != null ? object.metadata.?name.orValue('') : request.?name.orValue('')"
+    - name: pod
+      expression: "request.userInfo.?extra[?'authentication.kubernetes.io/pod-name'].orValue([]).join(',')"
+    - name: holder
+      expression: "object != null ? object.?spec.?holderIdentity.orValue('') : ''"
   validations:
     - expression: request.operation != "DELETE"
       messageExpression: >-
@@ -445,6 +456,12 @@ spec:
       messageExpression: >-
         {{ printf "%s guard: a lease's leaseDurationSeconds must be set and at most 60, not " $tool | quote }}
         + (object.?spec.?leaseDurationSeconds.hasValue() ? string(object.spec.leaseDurationSeconds) : "unset")
+      reason: Forbidden
+    - expression: >-
+        request.operation == "DELETE" || variables.holder == "" || (variables.pod != "" && variables.holder == variables.pod)
+      messageExpression: >-
+        {{ printf "%s guard: may hold its Lease only as the pod its token is bound to (" $tool | quote }}
+        + (variables.pod == "" ? "none" : variables.pod) + "), not " + variables.holder
       reason: Forbidden
 ---
 apiVersion: admissionregistration.k8s.io/v1
