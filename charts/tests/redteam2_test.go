@@ -11,8 +11,10 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -295,4 +297,56 @@ func ptrValue[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// TestRedTeamObjectCounts: a portal user may create ConfigMaps, Secrets and
+// Services, each ConfigMap or Secret up to 1 MiB. With no count in the
+// default ResourceQuota she could create them without end: etcd fills up
+// (every tenant's outage), and job-pod-reaper, which caches every
+// Service and ConfigMap of the user namespaces, runs out of memory and
+// restarts for ever (no walltime enforced for anyone). The default quota
+// of every user namespace (namespace-bootstrap's values, as its template
+// renders them) now caps their counts: the user's next ConfigMap past the
+// cap is refused.
+func TestRedTeamObjectCounts(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	u := newUser(t, "rtcount", "20501", "20501", []string{"20501"}, []string{"rtcount"})
+	quota, _ := bootstrapQuota(t)
+	for _, r := range []corev1.ResourceName{corev1.ResourceConfigMaps, corev1.ResourceSecrets, corev1.ResourceServices} {
+		if _, ok := quota.Spec.Hard[r]; !ok {
+			t.Errorf("the default ResourceQuota of user namespaces does not cap %s: %v", r, quota.Spec.Hard)
+		}
+	}
+	if _, err := env.Kube.Client.CoreV1().ResourceQuotas(u.Namespace).Create(ctx, quota, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The quota controller fills in what is used (kube-root-ca.crt); until
+	// then quota admission refuses every counted object.
+	testenv.Eventually(t, "the quota's usage to be counted", func() (bool, error) {
+		q, err := env.Kube.Client.CoreV1().ResourceQuotas(u.Namespace).Get(ctx, quota.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		_, ok := q.Status.Used[corev1.ResourceConfigMaps]
+		return ok || quota.Spec.Hard[corev1.ResourceConfigMaps] == (resource.Quantity{}), nil
+	})
+	const most = 1000
+	cms := u.Client.CoreV1().ConfigMaps(u.Namespace)
+	for i := 0; ; i++ {
+		if i == most {
+			t.Fatalf("the user created %d ConfigMaps in %s, want refused by the quota before", most, u.Namespace)
+		}
+		err := retryQuotaConflict(func() error {
+			_, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("flood-%d", i)}}, metav1.CreateOptions{})
+			return err
+		})
+		if apierrors.IsForbidden(err) && strings.Contains(err.Error(), "exceeded quota") {
+			t.Logf("quota refused ConfigMap %d: %v", i+1, err)
+			break
+		}
+		if err != nil {
+			t.Fatalf("create ConfigMap %d: %v", i, err)
+		}
+	}
 }
