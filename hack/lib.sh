@@ -13,6 +13,7 @@ mod_version() {
   echo "$v"
 }
 
-# mod_sum DIR prints 12 hex digits of DIR's go.mod and go.sum, part of every
-# cache key so a changed dependency (not only the tool's version) rebuilds.
-mod_sum() { cat "$1/go.mod" "$1/go.sum" | sha256sum | cut -c1-12; }
+# mod_sum DIR prints 12 hex digits of DIR's go.mod (parsed, so an edited
+# comment does not count) and go.sum, part of every cache key so a changed
+# dependency (not only the tool's version) rebuilds.
+mod_sum() { { (cd "$1" && go mod edit -json) && cat "$1/go.sum"; } | sha256sum | cut -c1-12; }

@@ -1,7 +1,8 @@
 // The Go tools the build runs: one `tool` line each, the only place their
 // versions are written; go.sum checksums every module they build from.
 // hack/tool.sh NAME builds one into ~/.cache/kubehpc and prints its path
-// (`go tool helm` in this directory runs it too). This module is not in
+// (`GOWORK=off go tool helm` here runs the same code, compiled apart: without
+// -trimpath it shares nothing with the cached build). This module is not in
 // go.work, nor in lint.sh's one-client-go check: nothing here is linked into
 // the project's binaries, and Helm builds with the client-go its release pins.
 // The control plane (hack/kubebins) and Kyverno (hack/kyverno) have modules of
