@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# gofmt, go vet and staticcheck on every module (GOWORK=off), and a check that
-# the modules share one version of client-go.
+# gofmt, go vet and staticcheck on every module (GOWORK=off), and checks that
+# the modules share one version of client-go and that no build script writes
+# a tool's version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
@@ -17,6 +18,10 @@ for m in $modules hack/images; do
   echo "=== vet${staticcheck:+ + staticcheck} $m"
   (cd "$m" && go vet ./... && { [ -z "$staticcheck" ] || "$staticcheck" ./...; }) || status=1
 done
+# Every tool's version is written once, in its wrapper module's go.mod
+# (hack/tools, hack/kubebins, hack/kyverno): none in the build scripts.
+pinned=$(grep -nE '\bv[0-9]+\.[0-9]+\.[0-9]+' hack/*.sh Makefile .ci/run || true)
+if [ -n "$pinned" ]; then echo "a version is written outside the tool modules' go.mod:"; echo "$pinned"; status=1; fi
 # The wrapper modules under hack/ (tools, kubebins, kyverno) build tools, not
 # the project's binaries, and keep the client-go their tool's release pins.
 versions=$(for m in $modules; do grep -h 'k8s.io/client-go ' "$m/go.mod" | awk '{print $2}'; done | sort -u)
