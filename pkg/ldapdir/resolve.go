@@ -332,8 +332,11 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		}
 		id := u.id
 		member := closure(direct[i], parents)
-		gids := []string{id.GID}
-		var names []string
+		// GIDs and Groups share one array allocated at its size: two lists
+		// per user are most of what a resolution keeps (50,000 users).
+		list := make([]string, 0, 2*len(member)+2)
+		gids := append(list, id.GID)
+		names := list[len(member)+1 : len(member)+1]
 		for _, gi := range member {
 			if gs[gi].gid != "" {
 				gids = append(gids, gs[gi].gid)
@@ -350,8 +353,8 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		slices.SortFunc(gids, compareDecimal) // canonical decimals: no parsing
 
 		sort.Strings(names)
-		id.GIDs = slices.Compact(gids)
-		id.Groups = slices.Compact(names)
+		id.GIDs = slices.Clip(slices.Compact(gids))
+		id.Groups = slices.Clip(slices.Compact(names))
 		if id.Groups == nil {
 			id.Groups = []string{}
 		}

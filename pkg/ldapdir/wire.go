@@ -29,7 +29,15 @@ type wireConn struct {
 	timeout time.Duration
 	msgID   int64
 	buf     []byte
+	// values interns the values of multi-valued attributes (memberUid,
+	// member, memberOf) for the connection's life: 500,000 memberUid values
+	// of 50,000 users are 50,000 strings, not 500,000, in the cache kept
+	// between passes.
+	values map[string]string
 }
+
+// maxInterned bounds the intern table; past it, it starts over.
+const maxInterned = 1 << 20
 
 // maxMessageBytes bounds one LDAP message from the server.
 const maxMessageBytes = 64 << 20
@@ -173,7 +181,10 @@ func (w *wireConn) Search(req *ldap.SearchRequest) (*ldap.SearchResult, error) {
 		}
 		switch tag {
 		case tagSearchEntry:
-			e, err := parseEntry(body, names)
+			if w.values == nil || len(w.values) > maxInterned {
+				w.values = map[string]string{}
+			}
+			e, err := parseEntry(body, names, w.values)
 			if err != nil {
 				return nil, err
 			}
@@ -369,8 +380,9 @@ func (d *decoder) integer() (int64, error) {
 	return n, nil
 }
 
-// parseEntry decodes a SearchResultEntry's contents.
-func parseEntry(body []byte, names map[string]string) (*ldap.Entry, error) {
+// parseEntry decodes a SearchResultEntry's contents. Attribute names are
+// interned in names, the values of multi-valued attributes in values.
+func parseEntry(body []byte, names, values map[string]string) (*ldap.Entry, error) {
 	d := decoder{b: body}
 	dn, err := d.expect(tagOctetString)
 	if err != nil {
@@ -401,16 +413,31 @@ func parseEntry(body []byte, names map[string]string) (*ldap.Entry, error) {
 			n = string(name)
 			names[n] = n
 		}
-		vd := decoder{b: set}
-		var values []string
-		for vd.more() {
-			v, err := vd.expect(tagOctetString)
-			if err != nil {
+		// Count first, so the list is allocated once at its size.
+		count := 0
+		for vd := (decoder{b: set}); vd.more(); count++ {
+			if _, err := vd.expect(tagOctetString); err != nil {
 				return nil, err
 			}
-			values = append(values, string(v))
 		}
-		e.Attributes = append(e.Attributes, &ldap.EntryAttribute{Name: n, Values: values})
+		var vals []string
+		if count > 0 {
+			vals = make([]string, 0, count)
+		}
+		for vd := (decoder{b: set}); vd.more(); {
+			v, _ := vd.expect(tagOctetString) // checked above
+			if count == 1 {
+				vals = append(vals, string(v))
+				continue
+			}
+			s, ok := values[string(v)]
+			if !ok {
+				s = string(v)
+				values[s] = s
+			}
+			vals = append(vals, s)
+		}
+		e.Attributes = append(e.Attributes, &ldap.EntryAttribute{Name: n, Values: vals})
 	}
 	return e, nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unsafe"
 
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
@@ -98,7 +99,7 @@ func TestWireDecodesSearch(t *testing.T) {
 			cookie = cs[0].(*ldap.ControlPaging).Cookie
 			break
 		}
-		e, err := parseEntry(body, map[string]string{})
+		e, err := parseEntry(body, map[string]string{}, map[string]string{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +157,7 @@ func TestWireRejectsMalformed(t *testing.T) {
 		"value not a string":       {0x04, 0x01, 'a', 0x30, 0x09, 0x30, 0x07, 0x04, 0x01, 'u', 0x31, 0x02, 0x02, 0x00},
 		"multi-byte identifier":    {0x1f, 0x01, 0x00},
 	} {
-		if _, err := parseEntry(body, map[string]string{}); err == nil {
+		if _, err := parseEntry(body, map[string]string{}, map[string]string{}); err == nil {
 			t.Errorf("parseEntry(%s) = nil error", name)
 		}
 	}
@@ -184,10 +185,40 @@ func FuzzWireMessage(f *testing.F) {
 		}
 		switch tag {
 		case tagSearchEntry:
-			_, _ = parseEntry(body, map[string]string{})
+			_, _ = parseEntry(body, map[string]string{}, map[string]string{})
 		default:
 			_ = resultError(body)
 			_, _ = parseControls(controls)
 		}
 	})
+}
+
+// TestWireInternsValues proves that equal values of multi-valued attributes
+// (memberUid lists of different groups) are decoded into one string, and
+// each list is allocated at its size: what the cache keeps between passes
+// at 50,000 users (docs/benchmarks/ldap-configmap.md).
+func TestWireInternsValues(t *testing.T) {
+	names, values := map[string]string{}, map[string]string{}
+	var lists [][]string
+	for _, g := range []string{"cn=a,dc=x", "cn=b,dc=x"} {
+		body := entryOp(g, map[string][]string{"memberUid": {"alice", "bob", "carol"}})
+		_, b, _, err := wireFrom(message(1, body)).receive(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := parseEntry(b, names, values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := e.GetAttributeValues("memberUid")
+		if len(v) != 3 || cap(v) != 3 {
+			t.Fatalf("parseEntry(%s) memberUid = %q (cap %d), want 3 values at capacity 3", g, v, cap(v))
+		}
+		lists = append(lists, v)
+	}
+	for i := range lists[0] {
+		if lists[0][i] != lists[1][i] || unsafe.StringData(lists[0][i]) != unsafe.StringData(lists[1][i]) {
+			t.Errorf("memberUid %q of two groups are two strings, want one", lists[0][i])
+		}
+	}
 }
