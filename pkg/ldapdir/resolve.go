@@ -92,11 +92,13 @@ func fastNormDN(dn string) (string, bool) {
 	if dn == "" {
 		return "", false
 	}
-	upper := false
+	upper, space := false, false
 	for i := 0; i < len(dn); i++ {
 		c := dn[i]
 		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_', c == '@', c == ' ', c == '=', c == ',':
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '.', c == '-', c == '_', c == '@', c == '=', c == ',':
+		case c == ' ':
+			space = true
 		case c >= 'A' && c <= 'Z':
 			upper = true
 		default:
@@ -106,13 +108,22 @@ func fastNormDN(dn string) (string, bool) {
 	if upper {
 		dn = strings.ToLower(dn)
 	}
+	// Without spaces the canonical form is dn itself: checked, not copied
+	// (the cache and the resolution keep one key per user).
 	var b strings.Builder
-	b.Grow(len(dn))
-	for i, rdn := range strings.Split(dn, ",") {
+	if space {
+		b.Grow(len(dn))
+	}
+	i := -1
+	for rdn := range strings.SplitSeq(dn, ",") {
+		i++
 		t, v, ok := strings.Cut(strings.TrimLeft(rdn, " "), "=")
 		v = strings.TrimRight(v, " ")
 		if !ok || t == "" || v == "" || v[0] == ' ' || strings.Contains(v, "=") || strings.Contains(t, " ") {
 			return "", false
+		}
+		if !space {
+			continue
 		}
 		if i > 0 {
 			b.WriteByte(',')
@@ -120,6 +131,9 @@ func fastNormDN(dn string) (string, bool) {
 		b.WriteString(t)
 		b.WriteByte('=')
 		b.WriteString(v)
+	}
+	if !space {
+		return dn, true
 	}
 	return b.String(), true
 }

@@ -3,6 +3,7 @@ package ldapdir
 import (
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/google/go-cmp/cmp"
@@ -183,7 +184,12 @@ func TestFastNormDN(t *testing.T) {
 			t.Errorf("fastNormDN(%q) = %q, want %q (ParseDN error %v)", dn, fast, slow, err)
 		}
 	}
-	if _, ok := fastNormDN("uid=alice,ou=people,dc=example,dc=org"); !ok {
+	plain := "uid=alice,ou=people,dc=example,dc=org"
+	got, ok := fastNormDN(plain)
+	if !ok {
 		t.Error("fastNormDN of a plain DN fell back to the slow path")
+	}
+	if unsafe.StringData(got) != unsafe.StringData(plain) {
+		t.Error("fastNormDN of a canonical DN copied it, want the DN itself (one key per cached user)")
 	}
 }
