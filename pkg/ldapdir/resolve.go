@@ -140,9 +140,13 @@ func fastNormDN(dn string) (string, bool) {
 
 // number returns the canonical decimal form of a POSIX ID.
 func number(s string) (string, error) {
-	n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 32)
+	t := strings.TrimSpace(s)
+	n, err := strconv.ParseUint(t, 10, 32)
 	if err != nil {
 		return "", err
+	}
+	if len(t) > 0 && (t[0] != '0' || len(t) == 1) && t[0] != '+' {
+		return t, nil // already canonical: kept, not copied
 	}
 	return strconv.FormatUint(n, 10), nil
 }

@@ -193,3 +193,22 @@ func TestFastNormDN(t *testing.T) {
 		t.Error("fastNormDN of a canonical DN copied it, want the DN itself (one key per cached user)")
 	}
 }
+
+// TestNumber proves number's canonical decimals, and that a canonical one
+// is kept rather than copied (a UID and a GID per cached user).
+func TestNumber(t *testing.T) {
+	for in, want := range map[string]string{"1001": "1001", " 1001 ": "1001", "0": "0", "007": "7", "00": "0", "4294967295": "4294967295"} {
+		if got, err := number(in); err != nil || got != want {
+			t.Errorf("number(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "+1", "-1", "1e3", "4294967296", "0x10", "1_000"} {
+		if got, err := number(in); err == nil {
+			t.Errorf("number(%q) = %q, want an error", in, got)
+		}
+	}
+	in := "100001"
+	if got, _ := number(in); unsafe.StringData(got) != unsafe.StringData(in) {
+		t.Errorf("number(%q) copied a canonical decimal, want it kept", in)
+	}
+}
