@@ -37,8 +37,9 @@ type Cache struct {
 	mode   string
 	marker string // the server-wide change marker of the last read ("" if none)
 	since  string // the highest tracking value seen
-	users  map[string]map[string]User
-	groups map[string]map[string]Group
+	// users and groups point into snap's lists: one copy of each entry.
+	users  map[string]map[string]*User
+	groups map[string]map[string]*Group
 	snap   *Snapshot
 	fullAt time.Time
 }
@@ -325,14 +326,14 @@ func (s *Session) ReadCached(ctx context.Context, views []View, cache *Cache, o 
 		reason = nf.reason
 	}
 	ut, gt := newTracker(ad), newTracker(ad)
-	c := &Cache{key: key, marker: marker, users: map[string]map[string]User{}, groups: map[string]map[string]Group{}, fullAt: o.Now}
+	c := &Cache{key: key, marker: marker, users: map[string]map[string]*User{}, groups: map[string]map[string]*Group{}, fullAt: o.Now}
 	readUsers := func(s *Session) error {
 		for _, v := range views {
 			if _, ok := c.users[v.UserFilter]; ok {
 				continue
 			}
-			m := map[string]User{}
-			if err := s.users(ctx, v.UserFilter, ut.attrs, func(u User, e *ldap.Entry) { m[cacheKeyOf(u.DN)] = u; ut.see(e) }); err != nil {
+			m := map[string]*User{}
+			if err := s.users(ctx, v.UserFilter, ut.attrs, func(u User, e *ldap.Entry) { m[cacheKeyOf(u.DN)] = &u; ut.see(e) }); err != nil {
 				return err
 			}
 			c.users[v.UserFilter] = m
@@ -344,8 +345,8 @@ func (s *Session) ReadCached(ctx context.Context, views []View, cache *Cache, o 
 			if _, ok := c.groups[v.GroupFilter]; ok {
 				continue
 			}
-			m := map[string]Group{}
-			if err := s.groups(ctx, v.GroupFilter, gt.attrs, func(g Group, e *ldap.Entry) { m[cacheKeyOf(g.DN)] = g; gt.see(e) }); err != nil {
+			m := map[string]*Group{}
+			if err := s.groups(ctx, v.GroupFilter, gt.attrs, func(g Group, e *ldap.Entry) { m[cacheKeyOf(g.DN)] = &g; gt.see(e) }); err != nil {
 				return err
 			}
 			c.groups[v.GroupFilter] = m
@@ -397,8 +398,8 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 				if first(e, cache.mode) != cache.since { // not the boundary entry seen last time
 					us.changed++
 				}
-				if o, ok := old[k]; !ok || !sameUser(o, u) {
-					changes = append(changes, UserChange{Old: ptrIf(o, ok), New: &u})
+				if o, ok := old[k]; !ok || !sameUser(*o, u) {
+					changes = append(changes, UserChange{Old: copyOf(o), New: &u})
 				}
 			})
 			if err != nil {
@@ -414,7 +415,7 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 			}
 			for _, k := range gone {
 				if o, ok := old[k]; ok {
-					changes = append(changes, UserChange{Old: &o})
+					changes = append(changes, UserChange{Old: copyOf(o)})
 				}
 			}
 			us.deleted += len(gone)
@@ -439,8 +440,8 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 				if first(e, cache.mode) != cache.since {
 					gs.changed++
 				}
-				if o, ok := old[k]; !ok || !sameGroup(o, g) {
-					changes = append(changes, GroupChange{Old: ptrIf(o, ok), New: &g})
+				if o, ok := old[k]; !ok || !sameGroup(*o, g) {
+					changes = append(changes, GroupChange{Old: copyOf(o), New: &g})
 				}
 			})
 			if err != nil {
@@ -456,7 +457,7 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 			}
 			for _, k := range gone {
 				if o, ok := old[k]; ok {
-					changes = append(changes, GroupChange{Old: &o})
+					changes = append(changes, GroupChange{Old: copyOf(o)})
 				}
 			}
 			gs.deleted += len(gone)
@@ -496,7 +497,7 @@ func (s *Session) readChanges(ctx context.Context, views []View, cache *Cache) (
 // renamed, or out of the filter now); an entry live holds that neither old
 // nor the change search (upserts) has matched the filter without a change
 // the change search saw, which needs a full read.
-func vanished[V any](old, upserts map[string]V, live map[string]bool) ([]string, error) {
+func vanished[O, U any](old map[string]O, upserts map[string]U, live map[string]bool) ([]string, error) {
 	for k := range live {
 		if _, ok := old[k]; !ok {
 			if _, ok := upserts[k]; !ok {
@@ -520,23 +521,28 @@ func vanished[V any](old, upserts map[string]V, live map[string]bool) ([]string,
 
 // applyChanges writes an incremental read's upserts and removals into the
 // cached entries of filter f.
-func applyChanges[V any](cached map[string]map[string]V, f string, upserts map[string]V, gone []string) {
+func applyChanges[V any](cached map[string]map[string]*V, f string, upserts map[string]V, gone []string) {
 	m := cached[f]
 	if m == nil {
-		m = map[string]V{}
+		m = map[string]*V{}
 		cached[f] = m
 	}
-	maps.Copy(m, upserts)
+	for k, v := range upserts {
+		m[k] = &v
+	}
 	for _, k := range gone {
 		delete(m, k)
 	}
 }
 
-func ptrIf[T any](v T, ok bool) *T {
-	if !ok {
+// copyOf returns a copy of *p (nil for nil): a delta's entry, apart from
+// the cache's.
+func copyOf[T any](p *T) *T {
+	if p == nil {
 		return nil
 	}
-	return &v
+	c := *p
+	return &c
 }
 
 func sameUser(a, b User) bool {
@@ -573,17 +579,19 @@ func (c *Cache) build() {
 	snap := &Snapshot{Users: map[string][]User{}, Groups: map[string][]Group{}, users: c.users}
 	for f, m := range c.users {
 		keys := slices.Sorted(maps.Keys(m))
-		l := make([]User, 0, len(keys))
-		for _, k := range keys {
-			l = append(l, m[k])
+		l := make([]User, len(keys))
+		for i, k := range keys {
+			l[i] = *m[k]
+			m[k] = &l[i]
 		}
 		snap.Users[f] = l
 	}
 	for f, m := range c.groups {
 		keys := slices.Sorted(maps.Keys(m))
-		l := make([]Group, 0, len(keys))
-		for _, k := range keys {
-			l = append(l, m[k])
+		l := make([]Group, len(keys))
+		for i, k := range keys {
+			l[i] = *m[k]
+			m[k] = &l[i]
 		}
 		snap.Groups[f] = l
 	}

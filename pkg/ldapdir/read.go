@@ -112,7 +112,7 @@ type Snapshot struct {
 	Users  map[string][]User
 	Groups map[string][]Group
 	// users are the cached users by filter and DN key (ReadCached only).
-	users map[string]map[string]User
+	users map[string]map[string]*User
 }
 
 // Read searches each distinct user and group filter of views once.

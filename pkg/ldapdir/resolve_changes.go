@@ -100,7 +100,7 @@ func ResolveChanges(cfg *Config, prefix string, v View, prev Result, snap *Snaps
 	var subset []User
 	for _, k := range slices.Sorted(maps.Keys(affected)) {
 		if u, ok := current[k]; ok {
-			subset = append(subset, u)
+			subset = append(subset, *u)
 		}
 	}
 	sub := Resolve(cfg, prefix, subset, groups)
