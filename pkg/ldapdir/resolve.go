@@ -206,7 +206,7 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		dn       string
 		memberOf []string
 	}
-	var us []user
+	us := make([]user, 0, len(users))
 	byKey := map[string][]int{}
 	// names lists every entry with a valid key, bad or not: a bad entry
 	// named like a good one still makes the name ambiguous.
@@ -344,12 +344,21 @@ func Resolve(cfg *Config, prefix string, users []User, groups []Group) Result {
 		}
 	}
 
+	nested := slices.ContainsFunc(parents, func(p []int) bool { return len(p) > 0 })
 	for i, u := range us {
 		if !valid[i] {
 			continue
 		}
 		id := u.id
-		member := closure(direct[i], parents)
+		member := direct[i]
+		if nested {
+			member = closure(member, parents)
+		} else {
+			// No group is in another: the direct groups, each once (the
+			// lists are sorted below, so their order does not matter).
+			slices.Sort(member)
+			member = slices.Compact(member)
+		}
 		// GIDs and Groups share one array allocated at its size: two lists
 		// per user are most of what a resolution keeps (50,000 users).
 		list := make([]string, 0, 2*len(member)+2)
