@@ -3,10 +3,13 @@ package mapsync
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,6 +28,31 @@ import (
 	"github.com/kubehpc/kubehpc/pkg/ldapdir"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
+
+// liveHeapMB is the Go heap live after a collection, in MB: what the tool
+// keeps between passes (plus the test's own clients), whatever GOMEMLIMIT.
+func liveHeapMB() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapAlloc) / (1 << 20)
+}
+
+// rssFileMB is the part of this process's resident set that is file-backed
+// pages (the test binary's own), in MB: outside the Go heap and GOMEMLIMIT.
+func rssFileMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "RssFile:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
 
 type benchEnv struct {
 	slapd   *testenv.Slapd
@@ -265,5 +293,10 @@ func BenchmarkDirectory50k(b *testing.B) {
 		}
 		b.ReportMetric(testutil.ToFloat64(e.pass.m.annotated), "annotated_namespaces")
 		testenv.ReportPeakRSSAs(b, "passes_peak_rss_MB")
+		b.ReportMetric(liveHeapMB(), "live_heap_MB")
+		b.ReportMetric(rssFileMB(), "rss_file_MB")
+		if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
+			b.ReportMetric(float64(l)/(1<<20), "gomemlimit_MiB")
+		}
 	}
 }
