@@ -16,7 +16,7 @@ import (
 
 var tool = Tool.WithVersion("test")
 
-var update = flag.Bool("update", false, "rewrite testdata/help.txt from the current --help")
+var update = flag.Bool("update", false, "rewrite testdata/help.txt and testdata/plan/*.golden from the current code")
 
 func parse(t testing.TB, args []string, env map[string]string) (*Config, *app.Options, error) {
 	t.Helper()
