@@ -79,11 +79,11 @@ chart renders before a site sets them.
 {{- end -}}
 
 {{- define "ldap-configmap.env" -}}
-{{- /* The Go runtime collects harder near the container's memory limit instead of being killed at it. */}}
+{{- /* The Go runtime collects harder near goMemLimit, below the container's limit, instead of being killed at it. */}}
+{{- with .Values.goMemLimit }}
 - name: GOMEMLIMIT
-  valueFrom:
-    resourceFieldRef:
-      resource: limits.memory
+  value: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "ldap-configmap.ports" -}}
