@@ -12,6 +12,7 @@ import (
 	authv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -348,5 +349,50 @@ func TestRedTeamObjectCounts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create ConfigMap %d: %v", i, err)
 		}
+	}
+}
+
+// TestRedTeamForgedEvents: ldap-configmap, namespace-reaper and
+// namespace-bootstrap may record Events (in their own namespaces,
+// "default" for Events on Namespaces, user namespaces for
+// namespace-bootstrap). A stolen token wrote Events there as any
+// component: a kubelet's Killing, a controller's warning, in the
+// namespace the user reads. Each tool's guard now admits only the core
+// Events its recorder writes (source.component, reportingComponent: the
+// tool), as job-pod-reaper's already did.
+func TestRedTeamForgedEvents(t *testing.T) {
+	installUmbrella(t)
+	ctx := context.Background()
+	for _, tc := range []struct{ tool, ns string }{
+		{"ldap-configmap", "default"}, {"ldap-configmap", releaseNamespace},
+		{"namespace-reaper", "default"}, {"namespace-bootstrap", releaseNamespace},
+	} {
+		t.Run(tc.tool+" in "+tc.ns, func(t *testing.T) {
+			c := saClient(t, tc.tool)
+			core := func(component, reporting string) func() error {
+				return func() error {
+					_, err := c.CoreV1().Events(tc.ns).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "rt-"},
+						InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: tc.ns, Name: "etcd"}, Reason: "Killing", Message: "forged",
+						Source: corev1.EventSource{Component: component}, ReportingController: reporting, Type: corev1.EventTypeNormal},
+						metav1.CreateOptions{DryRun: dryRun})
+					return err
+				}
+			}
+			want := tc.tool + " guard: may write only core Events whose source.component and reportingComponent are " + tc.tool
+			if err := pollDenied(ctx, core("kubelet", ""), want); err != nil {
+				t.Errorf("%s: a core Event from the kubelet: %v", tc.tool, err)
+			}
+			runAttempts(t, tc.tool, []attempt{
+				{name: "its own source, another reporting controller", do: core(tc.tool, "kube-controller-manager"), want: want},
+				{name: "an events.k8s.io Event from the kubelet", do: func() error {
+					_, err := c.EventsV1().Events(tc.ns).Create(ctx, &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "rt-"}, EventTime: metav1.NowMicro(),
+						ReportingController: "kubelet", ReportingInstance: "node-1", Action: "Killing", Reason: "Killing", Type: corev1.EventTypeNormal,
+						Regarding: corev1.ObjectReference{Kind: "Pod", Namespace: tc.ns, Name: "etcd"}, Note: "forged"}, metav1.CreateOptions{DryRun: dryRun})
+					return err
+				}, want: "forbidden"}, // RBAC, or namespace-bootstrap's guard
+				{name: "its own Event, as its recorder writes it", do: core(tc.tool, tc.tool), allowed: true},
+				{name: "its own Event, from the broadcaster (no reporting controller)", do: core(tc.tool, ""), allowed: true},
+			})
+		})
 	}
 }

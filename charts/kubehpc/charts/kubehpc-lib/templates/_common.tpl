@@ -474,3 +474,52 @@ spec:
   policyName: {{ $name }}-guard-lease
   validationActions: [Deny]
 {{- end -}}
+
+{{/*
+The guard of a tool's Events, for the guard.yaml of the tools whose guard
+does not check them itself (job-pod-reaper's guard-writes does): as the
+tool's ServiceAccount an Event may be written only as a core Event whose
+source.component (and reportingComponent, when set) is the tool's name, as
+pkg/events records them. A stolen token cannot pass an Event off as the
+kubelet's or another controller's (where the tool may record Events at
+all: RBAC and the tool's own guard say where).
+*/}}
+{{- define "kubehpc.eventGuard" -}}
+{{- $name := include "kubehpc.fullname" . -}}
+{{- $sa := include "kubehpc.serviceAccountName" . -}}
+{{- $tool := .Chart.Name -}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {{ $name }}-guard-events
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: ["", "events.k8s.io"]
+        apiVersions: ["*"]
+        resources: ["events"]
+        operations: ["CREATE", "UPDATE"]
+  matchConditions:
+    - name: {{ $tool }}-service-account
+      expression: request.userInfo.username == {{ printf "system:serviceaccount:%s:%s" .Release.Namespace $sa | quote }}
+  validations:
+    - expression: >-
+        request.resource.group == "" && object.?source.?component.orValue("") == {{ $tool | quote }}
+        && object.?reportingComponent.orValue("") in ["", {{ $tool | quote }}]
+      message: {{ printf "%s guard: may write only core Events whose source.component and reportingComponent are %s" $tool $tool | quote }}
+      reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {{ $name }}-guard-events
+  labels:
+    {{- include "kubehpc.labels" . | nindent 4 }}
+spec:
+  policyName: {{ $name }}-guard-events
+  validationActions: [Deny]
+{{- end -}}
