@@ -56,7 +56,7 @@ func populate(b *testing.B) *population {
 	b.Helper()
 	p := &benchPop
 	p.once.Do(func() {
-		v := fmt.Sprintf("bench%d", os.Getpid()%10000)
+		v := env.UniqueName("bench")
 		p.lbl = map[string]string{identity.OnDemandNameLabel: identity.OnDemandNameValue, "kubehpc-test": v}
 		p.prefix = "bench-" + v + "-"
 		p.nsFlag = "--user-namespace-prefix=" + p.prefix
@@ -70,27 +70,9 @@ func populate(b *testing.B) *population {
 		for i := range benchNamespaces {
 			p.ns = append(p.ns, fmt.Sprintf("bench-%s-%04d", v, i))
 		}
-		work := make(chan int)
-		var mu sync.Mutex
-		var wg sync.WaitGroup
-		for range 24 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					if err := createBenchNamespace(ctx, client, p.ns[i], p.lbl, i); err != nil {
-						mu.Lock()
-						p.err = err
-						mu.Unlock()
-					}
-				}
-			}()
-		}
-		for i := range p.ns {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
+		p.err = testenv.Parallel(len(p.ns), 24, func(i int) error {
+			return createBenchNamespace(ctx, client, p.ns[i], p.lbl, i)
+		})
 		p.created = time.Since(start)
 		fmt.Fprintf(os.Stderr, "bench: created %d namespaces, %d pods and %d companions in %v\n",
 			benchNamespaces, benchNamespaces*benchPodsPerNS, 3*benchNamespaces*benchPodsPerNS, p.created.Round(time.Second))

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 func TestBrakeLimits(t *testing.T) {
@@ -77,9 +79,9 @@ func TestWatchArrayJobEndingTogether(t *testing.T) {
 	}
 	createObject(t, KindConfigMap, ns, "array-1-configmap", "array-1", true)
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0", "--anomaly-min-pods=5", "--anomaly-percent=10"}, false, time.Now())
-	eventually(t, "pods in the reaper's cache", func() (bool, error) { return h.r.watch.podCount() >= n, nil })
+	testenv.Eventually(t, "pods in the reaper's cache", func() (bool, error) { return h.r.watch.podCount() >= n, nil })
 	h.setClock(deadline)
-	eventually(t, "the whole array job reaped", func() (bool, error) {
+	testenv.Eventually(t, "the whole array job reaped", func() (bool, error) {
 		return testutil.ToFloat64(h.r.metrics.reaped.WithLabelValues(KindPod)) == n && !exists(t, KindConfigMap, ns, "array-1-configmap"), nil
 	})
 	if got := testutil.ToFloat64(h.r.metrics.stopped); got != 0 {
@@ -101,9 +103,9 @@ func TestWatchAnomalyStops(t *testing.T) {
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0", fmt.Sprintf("--anomaly-min-pods=%d", minPods),
 		"--anomaly-percent=20", "--anomaly-overdue=10m"}, false, time.Now())
 	h.r.self = types.NamespacedName{Namespace: ns, Name: "job-pod-reaper-0"}
-	eventually(t, "pods in the reaper's cache", func() (bool, error) { return h.r.watch.podCount() >= n, nil })
+	testenv.Eventually(t, "pods in the reaper's cache", func() (bool, error) { return h.r.watch.podCount() >= n, nil })
 	h.setClock(time.Now().Add(24 * time.Hour))
-	eventually(t, "anomaly_stopped set", func() (bool, error) { return testutil.ToFloat64(h.r.metrics.stopped) == 1, nil })
+	testenv.Eventually(t, "anomaly_stopped set", func() (bool, error) { return testutil.ToFloat64(h.r.metrics.stopped) == 1, nil })
 	msg := waitEvent(t, ns, "job-pod-reaper-0", ReasonAnomaly)
 	if want := "stopped deleting pods: "; len(msg) < len(want) || msg[:len(want)] != want {
 		t.Errorf("Event message = %q, want it to start with %q", msg, want)
@@ -158,7 +160,7 @@ func TestWatchFirstPassAndWorkersDeleteEachPodOnce(t *testing.T) {
 	h := newHarness(t, env.Kube.Config, []string{nsFlag, "--warn-before=0"}, false, time.Now().Add(2*time.Hour))
 	h.runOnce(t)
 	h.runOnce(t)
-	eventually(t, "every pod reaped", func() (bool, error) {
+	testenv.Eventually(t, "every pod reaped", func() (bool, error) {
 		return testutil.ToFloat64(h.r.metrics.reaped.WithLabelValues(KindPod)) == n, nil
 	})
 	h.runOnce(t)

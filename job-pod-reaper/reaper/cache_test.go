@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // TestWatchCacheKeepsMetadataOnly: the daemon's pod cache keeps of a pod
@@ -43,7 +44,7 @@ func TestWatchCacheKeepsMetadataOnly(t *testing.T) {
 	}
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0"}, false, time.Now())
 	key := ns + "/session"
-	eventually(t, "pod in the reaper's cache", func() (bool, error) { return h.r.watch.pod(key) != nil, nil })
+	testenv.Eventually(t, "pod in the reaper's cache", func() (bool, error) { return h.r.watch.pod(key) != nil, nil })
 
 	got := h.r.watch.pod(key)
 	want := &Pod{ObjectMeta: metav1.ObjectMeta{
@@ -71,7 +72,7 @@ func TestWatchCacheKeepsMetadataOnly(t *testing.T) {
 
 	h.counter.Reset()
 	h.setClock(pod.CreationTimestamp.Add(time.Hour))
-	eventually(t, "pod deleted with its own grace period of 7s", func() (bool, error) { return graceOf(t, ns, "session") == 7, nil })
+	testenv.Eventually(t, "pod deleted with its own grace period of 7s", func() (bool, error) { return graceOf(t, ns, "session") == 7, nil })
 	if n := h.counter.Total("GET"); n != 1 {
 		t.Errorf("reaping the pod made %d reads (%s), want 1", n, h.counter)
 	}
@@ -102,7 +103,7 @@ func TestWatchAgeFromStart(t *testing.T) {
 	}
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--age-from=start", "--warn-before=0"}, false, startTime.Add(time.Hour-time.Second))
 	key := ns + "/started"
-	eventually(t, "the started pod in the reaper's cache", func() (bool, error) {
+	testenv.Eventually(t, "the started pod in the reaper's cache", func() (bool, error) {
 		p := h.r.watch.pod(key)
 		return p != nil && p.StartTime != nil && p.StartTime.Equal(&startTime), nil
 	})
@@ -111,7 +112,7 @@ func TestWatchAgeFromStart(t *testing.T) {
 	}
 	wantExists(t, KindPod, ns, "started", true)
 	h.setClock(startTime.Add(time.Hour))
-	eventually(t, "pod deleted an hour after its start", func() (bool, error) { return !exists(t, KindPod, ns, "started"), nil })
+	testenv.Eventually(t, "pod deleted an hour after its start", func() (bool, error) { return !exists(t, KindPod, ns, "started"), nil })
 	if recs := logsWith(h, "Reaped pod"); len(recs) != 1 {
 		t.Errorf("%d accounting lines, want 1", len(recs))
 	} else if got, ok := recs[0].ContextMap()["started"].(time.Time); !ok || !got.Equal(startTime.Time) {
@@ -129,7 +130,7 @@ func TestWatchSharedJobObjectsGoWithLastPod(t *testing.T) {
 	createPod(t, ns, "second", podOpts{lifetime: ptr("2h"), job: "j"})
 	createObject(t, KindConfigMap, ns, "j-configmap", "j", true)
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0"}, false, first.CreationTimestamp.Add(30*time.Minute))
-	eventually(t, "both pods and the ConfigMap in the reaper's caches", func() (bool, error) {
+	testenv.Eventually(t, "both pods and the ConfigMap in the reaper's caches", func() (bool, error) {
 		second := h.r.watch.pod(ns + "/second")
 		if h.r.watch.pod(ns+"/first") == nil || second == nil {
 			return false, nil
@@ -138,10 +139,10 @@ func TestWatchSharedJobObjectsGoWithLastPod(t *testing.T) {
 		return len(objs) == 1 && last, nil
 	})
 	h.setClock(first.CreationTimestamp.Add(time.Hour))
-	eventually(t, "the first pod deleted at its walltime", func() (bool, error) { return !exists(t, KindPod, ns, "first"), nil })
+	testenv.Eventually(t, "the first pod deleted at its walltime", func() (bool, error) { return !exists(t, KindPod, ns, "first"), nil })
 	wantExists(t, KindConfigMap, ns, "j-configmap", true)
 	h.setClock(first.CreationTimestamp.Add(3 * time.Hour))
-	eventually(t, "the second pod and the job's ConfigMap deleted", func() (bool, error) {
+	testenv.Eventually(t, "the second pod and the job's ConfigMap deleted", func() (bool, error) {
 		return !exists(t, KindPod, ns, "second") && !exists(t, KindConfigMap, ns, "j-configmap"), nil
 	})
 }

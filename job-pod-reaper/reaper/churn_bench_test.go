@@ -42,7 +42,7 @@ func BenchmarkDaemonChurn(b *testing.B) {
 		b.Fatal(err)
 	}
 	bin := testenv.BuildBinary(b, "..")
-	prefix := fmt.Sprintf("churn%d-", os.Getpid()%10000)
+	prefix := env.UniqueName("churn") + "-"
 	var nss []string
 	for i := range 20 {
 		nss = append(nss, env.Namespace(b, prefix+strconv.Itoa(i)+"-", nil))

@@ -148,39 +148,27 @@ func BenchmarkDaemon10k(b *testing.B) {
 func createBacklog(b *testing.B, admin kubernetes.Interface, p *population, tag string) {
 	b.Helper()
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make(chan error, benchBacklog)
-	sem := make(chan struct{}, 16)
-	for i := range benchBacklog {
+	err := testenv.Parallel(benchBacklog, 16, func(i int) error {
 		ns := p.ns[i*len(p.ns)/benchBacklog]
 		job := "backlog-" + strconv.Itoa(i)
 		labels := map[string]string{identity.ManagedByLabel: identity.OnDemandManagedBy, identity.JobLabel: job, "bench-backlog": tag}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			core := admin.CoreV1()
-			om := metav1.ObjectMeta{Name: job, Labels: labels, Annotations: map[string]string{identity.LifetimeAnnotation: "1s"}}
-			if _, err := core.Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: om, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.org/app"}}}}, metav1.CreateOptions{}); err != nil {
-				errs <- err
-				return
-			}
-			om = metav1.ObjectMeta{Name: job, Labels: labels}
-			if _, err := core.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: om}, metav1.CreateOptions{}); err != nil {
-				errs <- err
-			}
-			if _, err := core.Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: om}, metav1.CreateOptions{}); err != nil {
-				errs <- err
-			}
-			if _, err := core.Services(ns).Create(ctx, &corev1.Service{ObjectMeta: om, Spec: corev1.ServiceSpec{
-				ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{}); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+		core := admin.CoreV1()
+		om := metav1.ObjectMeta{Name: job, Labels: labels, Annotations: map[string]string{identity.LifetimeAnnotation: "1s"}}
+		if _, err := core.Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: om, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "example.org/app"}}}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		om = metav1.ObjectMeta{Name: job, Labels: labels}
+		if _, err := core.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: om}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		if _, err := core.Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: om}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		_, err := core.Services(ns).Create(ctx, &corev1.Service{ObjectMeta: om, Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
 	// creationTimestamp has one-second precision: 2 s later all are overdue.

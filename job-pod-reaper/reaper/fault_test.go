@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // TestWatchRetriesWhileAPIServerDown: the real API server is stopped while
@@ -28,7 +29,7 @@ func TestWatchRetriesWhileAPIServerDown(t *testing.T) {
 		}
 	}
 	h := newHarness(t, serviceAccount(t, nil), []string{nsFlag, "--warn-before=0"}, false, time.Now())
-	eventually(t, "pods in the reaper's cache", func() (bool, error) {
+	testenv.Eventually(t, "pods in the reaper's cache", func() (bool, error) {
 		return h.r.watch.podCount() >= n, nil
 	})
 
@@ -42,9 +43,11 @@ func TestWatchRetriesWhileAPIServerDown(t *testing.T) {
 	h.setClock(deadline.Add(time.Second))
 	// Failed attempts pile up while the API server is away.
 	step := func() { h.clock.Step(retryMaxDelay) }
-	poll(t, "failed deletions retried while the API server is down", func() bool {
+	// The API server may take a while to restart on a loaded machine: two
+	// minutes for each wait.
+	testenv.EventuallyWithin(t, 2*time.Minute, "failed deletions retried while the API server is down", func() (bool, error) {
 		step()
-		return testutil.ToFloat64(h.r.metrics.retries) >= 2*n
+		return testutil.ToFloat64(h.r.metrics.retries) >= 2*n, nil
 	})
 	if got := testutil.ToFloat64(h.r.metrics.reaped.WithLabelValues(KindPod)); got != 0 {
 		t.Fatalf("reaped_total{type=pod} = %v with the API server down", got)
@@ -54,27 +57,16 @@ func TestWatchRetriesWhileAPIServerDown(t *testing.T) {
 		t.Fatalf("restart the API server: %v", err)
 	}
 	restarted = true
-	poll(t, "every overdue pod and its objects deleted once the API server is back", func() bool {
+	testenv.EventuallyWithin(t, 2*time.Minute, "every overdue pod and its objects deleted once the API server is back", func() (bool, error) {
 		step()
 		for i := range n {
 			if exists(t, KindPod, ns, fmt.Sprintf("p%d", i)) || exists(t, KindConfigMap, ns, fmt.Sprintf("j%d-configmap", i)) {
-				return false
+				return false, nil
 			}
 		}
-		return true
+		return true, nil
 	})
 	if got := testutil.ToFloat64(h.r.metrics.reaped.WithLabelValues(KindPod)); got != n {
 		t.Errorf("reaped_total{type=pod} = %v, want %d (each pod deleted once)", got, n)
-	}
-}
-
-// poll calls cond every 100 ms until it holds, for at most two minutes (the
-// API server may take a while to restart on a loaded machine).
-func poll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 2*time.Minute, true,
-		func(context.Context) (bool, error) { return cond(), nil })
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubehpc/kubehpc/pkg/identity"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // aYear is the grace period a portal user gives her pod to escape its
@@ -135,7 +136,7 @@ func TestWatchShortensGraceAtDeadline(t *testing.T) {
 	pod := boundPod(t, ns, "session", node, 0)
 	userDelete(t, ns, "session")
 	key := ns + "/session"
-	eventually(t, "the terminating pod in the reaper's cache", func() (bool, error) {
+	testenv.Eventually(t, "the terminating pod in the reaper's cache", func() (bool, error) {
 		p := h.r.watch.pod(key)
 		return p != nil && p.DeletionTimestamp != nil, nil
 	})
@@ -148,7 +149,7 @@ func TestWatchShortensGraceAtDeadline(t *testing.T) {
 		t.Errorf("deletionGracePeriodSeconds before the deadline = %d, want %d", g, aYear)
 	}
 	h.setClock(deadline)
-	eventually(t, "grace period shortened at the deadline", func() (bool, error) {
+	testenv.Eventually(t, "grace period shortened at the deadline", func() (bool, error) {
 		return graceOf(t, ns, "session") == 20, nil
 	})
 }

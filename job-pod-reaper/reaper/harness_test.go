@@ -11,13 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
-	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -253,17 +251,6 @@ func wantExists(t *testing.T, kind, ns, name string, want bool) {
 	}
 }
 
-// eventually polls cond every 50ms for up to 20s (the API server and the
-// informers are asynchronous).
-func eventually(t *testing.T, what string, cond func() (bool, error)) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 20*time.Second, true,
-		func(context.Context) (bool, error) { return cond() })
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
 // podEvent returns the Events recorded on pod with reason.
 func podEvents(t *testing.T, ns, pod, reason string) []corev1.Event {
 	t.Helper()
@@ -279,7 +266,7 @@ func podEvents(t *testing.T, ns, pod, reason string) []corev1.Event {
 func waitEvent(t *testing.T, ns, pod, reason string) string {
 	t.Helper()
 	var msg string
-	eventually(t, fmt.Sprintf("Event %s on pod %s/%s", reason, ns, pod), func() (bool, error) {
+	testenv.Eventually(t, fmt.Sprintf("Event %s on pod %s/%s", reason, ns, pod), func() (bool, error) {
 		evs := podEvents(t, ns, pod, reason)
 		if len(evs) == 0 {
 			return false, nil
@@ -307,75 +294,11 @@ var (
 // namespaces list/watch cluster-wide.
 func serviceAccount(t *testing.T, reapIn []string, leaseNS ...string) *rest.Config {
 	t.Helper()
-	ctx := context.Background()
-	rbac := env.Kube.Client.RbacV1()
-	id := env.UniqueName("jpr-")
-	saNS := "default"
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: id, Namespace: saNS}}
-	mkRole := func(name string, rules []rbacv1.PolicyRule) {
-		if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: rules}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = rbac.ClusterRoles().Delete(ctx, name, metav1.DeleteOptions{}) })
+	grants := []testenv.Grant{{Rules: reapRules, Namespaces: reapIn}, {Rules: namespaceRules}}
+	if len(leaseNS) > 0 {
+		grants = append(grants, testenv.Grant{Rules: leaseRules, Namespaces: leaseNS})
 	}
-	bindCluster := func(role string) {
-		if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = rbac.ClusterRoleBindings().Delete(ctx, role, metav1.DeleteOptions{}) })
-	}
-	mkRole(id, reapRules)
-	mkRole(id+"-list-namespaces", namespaceRules)
-	bindCluster(id + "-list-namespaces")
-	if reapIn == nil {
-		bindCluster(id)
-	}
-	for _, ns := range reapIn {
-		if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: id},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: id}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ns := range leaseNS {
-		if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: id}, Rules: leaseRules}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: id},
-			RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The RBAC authorizer sees new bindings a moment later: wait for them.
-	user := "system:serviceaccount:" + saNS + ":" + id
-	check := func(ns, verb, resource string) {
-		group, res, _ := strings.Cut(resource, ".")
-		if res != "" {
-			group, res = res, group
-		} else {
-			group, res = "", resource
-		}
-		sar := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{User: user, Groups: testenv.ServiceAccountGroups(saNS),
-			ResourceAttributes: &authv1.ResourceAttributes{Namespace: ns, Verb: verb, Group: group, Resource: res}}}
-		err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-			res, err := env.Kube.Client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
-			return err == nil && res.Status.Allowed, nil
-		})
-		if err != nil {
-			t.Fatalf("%s may not %s %s in %q within 30s of its bindings: %v", user, verb, resource, ns, err)
-		}
-	}
-	check("", "list", "namespaces")
-	if reapIn == nil {
-		check("", "list", "pods")
-	}
-	for _, ns := range reapIn {
-		check(ns, "list", "pods")
-	}
-	for _, ns := range leaseNS {
-		check(ns, "get", "leases.coordination.k8s.io")
-	}
-	return env.Kube.ServiceAccountConfig(saNS, id)
+	return env.ServiceAccount(t, "default", env.UniqueName("jpr-"), grants...).Config
 }
 
 // logsWith returns the observed entries with message msg.

@@ -18,10 +18,10 @@ import (
 // and the admission policies.
 type lifetimeCase = walltime.Case
 
-// loadLifetimes reads ../pkg/walltime/testdata/lifetimes.txt.
+// loadLifetimes reads the table embedded in pkg/walltime.
 func loadLifetimes(t testing.TB) []lifetimeCase {
 	t.Helper()
-	out, err := walltime.LoadTable("../../pkg/walltime/testdata/lifetimes.txt")
+	out, err := walltime.Table()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubehpc/kubehpc/pkg/daemon"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // TestWatchReapsWhenWalltimeEnds: in watch mode a pod is warned (an Event)
@@ -30,7 +31,7 @@ func TestWatchReapsWhenWalltimeEnds(t *testing.T) {
 	createObject(t, KindSecret, ns, "j1-secret", "j1", true)
 	deadline := pod.CreationTimestamp.Add(time.Hour)
 	key := ns + "/session"
-	eventually(t, "pod and objects in the reaper's caches", func() (bool, error) {
+	testenv.Eventually(t, "pod and objects in the reaper's caches", func() (bool, error) {
 		objs, last := h.r.watch.companions(asPod(pod), "j1", deadline)
 		return h.r.watch.pod(key) != nil && len(objs) == 2 && last, nil
 	})
@@ -48,7 +49,7 @@ func TestWatchReapsWhenWalltimeEnds(t *testing.T) {
 	wantExists(t, KindPod, ns, "session", true)
 
 	h.setClock(deadline)
-	eventually(t, "pod deleted when its walltime ended", func() (bool, error) {
+	testenv.Eventually(t, "pod deleted when its walltime ended", func() (bool, error) {
 		return !exists(t, KindPod, ns, "session") && !exists(t, KindConfigMap, ns, "j1-configmap") && !exists(t, KindService, ns, "j1-service") &&
 			!exists(t, KindSecret, ns, "j1-secret"), nil
 	})
@@ -99,7 +100,7 @@ func TestWatchResyncFromCaches(t *testing.T) {
 	if _, err := env.Kube.Client.CoreV1().Namespaces().Update(context.Background(), nsObj, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "pod of a newly selected namespace reaped", func() (bool, error) {
+	testenv.Eventually(t, "pod of a newly selected namespace reaped", func() (bool, error) {
 		return !exists(t, KindPod, later, "expired"), nil
 	})
 }
@@ -147,7 +148,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	})
 
 	reaped := func(rep *replica) float64 { return testutil.ToFloat64(rep.h.r.metrics.reaped.WithLabelValues(KindPod)) }
-	eventually(t, "first pods reaped", func() (bool, error) { return reaped(replicas[0])+reaped(replicas[1]) == 5, nil })
+	testenv.Eventually(t, "first pods reaped", func() (bool, error) { return reaped(replicas[0])+reaped(replicas[1]) == 5, nil })
 	leader, standby := replicas[0], replicas[1]
 	if reaped(leader) == 0 {
 		leader, standby = standby, leader
@@ -158,7 +159,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		createPod(t, ns, fmt.Sprintf("second-%d", i), podOpts{lifetime: ptr("1h"), job: fmt.Sprintf("s%d", i)})
 	}
-	eventually(t, "leader reaped the pods created later", func() (bool, error) { return reaped(leader) == 7, nil })
+	testenv.Eventually(t, "leader reaped the pods created later", func() (bool, error) { return reaped(leader) == 7, nil })
 	if got := reaped(standby); got != 0 {
 		t.Errorf("the standby reaped %v pods, want 0", got)
 	}
@@ -183,7 +184,7 @@ func TestLeaderElectionOneReplicaActs(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		createPod(t, ns, fmt.Sprintf("third-%d", i), podOpts{lifetime: ptr("1h"), job: fmt.Sprintf("t%d", i)})
 	}
-	eventually(t, "the standby took over and reaped", func() (bool, error) { return reaped(standby) == 2, nil })
+	testenv.Eventually(t, "the standby took over and reaped", func() (bool, error) { return reaped(standby) == 2, nil })
 	if got := reaped(leader); got != 7 {
 		t.Errorf("the stopped leader reaped %v pods, want 7", got)
 	}
