@@ -18,10 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
 
-	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/daemon"
 	"github.com/kubehpc/kubehpc/pkg/identity"
 	"github.com/kubehpc/kubehpc/pkg/kubeclient"
@@ -108,28 +106,16 @@ func buildHarness(t testing.TB, cfg *rest.Config, args []string, once bool, now 
 	if err != nil {
 		t.Fatalf("parse %v: %v", args, err)
 	}
-	counted, counter := kubeclient.Count(cfg)
-	client, err := kubernetes.NewForConfig(counted)
-	if err != nil {
-		t.Fatal(err)
-	}
 	level := zap.DebugLevel
 	if _, bench := t.(*testing.B); bench {
 		level = zap.InfoLevel
 	}
 	core, logs := observer.New(level)
+	a := env.App(t, testenv.AppOptions{Tool: Tool, Config: cfg, Now: now, Log: zap.New(core), Daemon: daemon.Options{Once: once}})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	h := &harness{reg: prometheus.NewRegistry(), logs: logs, counter: counter, ctx: ctx, client: client, log: zap.New(core)}
-	var clk clock.WithTicker = clock.RealClock{}
-	if !now.IsZero() {
-		h.clock = testingclock.NewFakeClock(now)
-		clk = h.clock
-	}
-	rec, stopEvents := app.NewRecorder(Tool, once, client, clk, h.log)
-	t.Cleanup(stopEvents)
-	h.r, err = c.build(ctx, app.Env{Log: h.log, Clock: clk, Registry: h.reg, RESTConfig: counted, Client: client,
-		Daemon: daemon.Options{Once: once}, Recorder: rec})
+	h := &harness{reg: a.Registry, logs: logs, counter: a.Counter, ctx: ctx, client: a.Client, log: a.Log, clock: a.FakeClock}
+	h.r, err = c.build(ctx, a.Env)
 	if err != nil {
 		t.Fatal(err)
 	}
