@@ -16,7 +16,7 @@ import (
 
 var testTool = Tool.WithVersion("test")
 
-var update = flag.Bool("update", false, "rewrite testdata/help.txt from the current --help")
+var update = flag.Bool("update", false, "rewrite testdata/help.txt and testdata/reconcile/*.golden from the current code")
 
 // TestParse parses argv and the environment through app.Parse, as main
 // does, and asserts the resulting configuration: flags, NAMESPACE_BOOTSTRAP_*

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -24,24 +25,63 @@ import (
 // made from an older template or drifted are applied again. Fields and
 // objects the template does not name are left alone, and nothing is
 // deleted. It costs one paged list per kind and a write per difference.
+//
+// A pass reads (readManaged), plans without a client (planReconcile,
+// golden-tested from testdata/reconcile) and applies the plan with
+// workers namespaces at a time.
 func (b *Bootstrapper) Reconcile(ctx context.Context, workers int) error {
+	namespaces, managed, existing, err := b.readManaged(ctx)
+	if err != nil {
+		return err
+	}
+	plan := planReconcile(managed, existing)
+	b.countReconcile("unchanged", plan.Unchanged)
+	errs := b.applyReconcile(ctx, plan.Corrections, workers)
+	b.Log.Info("Reconciled managed namespaces", zap.Int("namespaces", namespaces), zap.Int("corrected", len(plan.Corrections)-len(errs)),
+		zap.Int("unchanged", plan.Unchanged), zap.Int("failed", len(errs)), zap.Bool("dryRun", b.DryRun))
+	if len(errs) > 0 {
+		return fmt.Errorf("reconcile %d of %d namespaces failed: %w", len(errs), len(plan.Corrections), errors.Join(errs...))
+	}
+	return ctx.Err()
+}
+
+// managedNamespace is a managed namespace as a reconcile pass reads it: the
+// namespace as it is (Live) and the template rendered for its user (the
+// Namespace, and the objects in it).
+type managedNamespace struct {
+	Live      *unstructured.Unstructured
+	Namespace *unstructured.Unstructured
+	Objects   []*unstructured.Unstructured
+}
+
+// objectKey names an object across kinds and namespaces.
+type objectKey struct {
+	schema.GroupKind
+	Namespace, Name string
+}
+
+func keyOf(o *unstructured.Unstructured) objectKey {
+	return objectKey{GroupKind: o.GroupVersionKind().GroupKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
+// readManaged lists the managed namespaces (returning how many), renders
+// the template for each one that is in use and names its user, and reads
+// the live objects that the rendered objects name: one paged list per
+// kind, by the managed-by label. Namespaces it cannot render are logged,
+// counted as skipped and left out.
+func (b *Bootstrapper) readManaged(ctx context.Context) (int, []managedNamespace, map[objectKey]*unstructured.Unstructured, error) {
 	selector := identity.ManagedByLabel + "=" + Tool.Name
 	nsRes := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	namespaces, err := b.list(ctx, nsRes, selector)
 	if err != nil {
-		return err
+		return 0, nil, nil, err
 	}
 	if b.metrics != nil {
 		b.metrics.managed.Set(float64(len(namespaces)))
 	}
 	indexes := map[schema.GroupVersionResource]map[string]*unstructured.Unstructured{}
-	type job struct {
-		ns   string
-		objs []*unstructured.Unstructured
-		why  []string
-	}
-	var jobs []job
-	unchanged := 0
+	existing := map[objectKey]*unstructured.Unstructured{}
+	var managed []managedNamespace
 	for _, live := range namespaces {
 		log := b.Log.With(zap.String("namespace", live.GetName()))
 		user := live.GetAnnotations()[identity.UserAnnotation]
@@ -64,21 +104,16 @@ func (b *Bootstrapper) Reconcile(ctx context.Context, workers int) error {
 			b.countReconcile("skipped", 1)
 			continue
 		}
-		j := job{ns: live.GetName()}
-		if need, why := NeedsApply(nsObj, live, preservedAnnotations()...); need {
-			carryOver(nsObj, live)
-			j.objs, j.why = append(j.objs, nsObj), append(j.why, why)
-		}
 		for _, o := range objs {
 			m, err := b.Mapper.Map(o.GroupVersionKind())
 			if err != nil {
-				return err
+				return 0, nil, nil, err
 			}
 			idx, ok := indexes[m.Resource]
 			if !ok {
 				items, err := b.list(ctx, m.Resource, selector)
 				if err != nil {
-					return err
+					return 0, nil, nil, err
 				}
 				idx = map[string]*unstructured.Unstructured{}
 				for _, it := range items {
@@ -86,71 +121,105 @@ func (b *Bootstrapper) Reconcile(ctx context.Context, workers int) error {
 				}
 				indexes[m.Resource] = idx
 			}
+			if it, ok := idx[o.GetNamespace()+"/"+o.GetName()]; ok {
+				existing[keyOf(o)] = it
+			}
+		}
+		managed = append(managed, managedNamespace{Live: live, Namespace: nsObj, Objects: objs})
+	}
+	return len(namespaces), managed, existing, nil
+}
+
+// reconcilePlan is what a reconcile pass would write: the namespaces to
+// correct, in the order read, and how many are unchanged.
+type reconcilePlan struct {
+	Corrections []correction
+	Unchanged   int
+}
+
+// correction is one namespace to bring back to the template: the objects
+// to apply, in template order (the Namespace first), and why each.
+type correction struct {
+	Namespace string
+	Objects   []*unstructured.Unstructured
+	Why       []string
+}
+
+// planReconcile decides, without a client, which rendered objects of each
+// managed namespace differ from the live ones (existing, by key; an object
+// missing from it is missing, deleted or unlabelled) and must be applied.
+// The Namespace keeps the login and identity annotations this tool owns on
+// the live one (carryOver).
+func planReconcile(managed []managedNamespace, existing map[objectKey]*unstructured.Unstructured) reconcilePlan {
+	var plan reconcilePlan
+	for _, m := range managed {
+		c := correction{Namespace: m.Live.GetName()}
+		if need, why := NeedsApply(m.Namespace, m.Live, preservedAnnotations()...); need {
+			carryOver(m.Namespace, m.Live)
+			c.Objects, c.Why = append(c.Objects, m.Namespace), append(c.Why, why)
+		}
+		for _, o := range m.Objects {
 			// An object missing from the index (never made, deleted, or its
 			// label removed) is applied: server-side apply makes that safe.
-			if need, why := NeedsApply(o, idx[o.GetNamespace()+"/"+o.GetName()]); need {
-				j.objs, j.why = append(j.objs, o), append(j.why, why)
+			if need, why := NeedsApply(o, existing[keyOf(o)]); need {
+				c.Objects, c.Why = append(c.Objects, o), append(c.Why, why)
 			}
 		}
-		if len(j.objs) == 0 {
-			unchanged++
+		if len(c.Objects) == 0 {
+			plan.Unchanged++
 			continue
 		}
-		jobs = append(jobs, j)
+		plan.Corrections = append(plan.Corrections, c)
 	}
-	b.countReconcile("unchanged", unchanged)
+	return plan
+}
 
-	if workers < 1 {
-		workers = 1
-	}
-	work := make(chan job)
+// applyReconcile applies the corrections, workers namespaces at a time, and
+// returns the error of every namespace that failed (its first failed
+// write: the rest of that namespace is left to the next pass).
+func (b *Bootstrapper) applyReconcile(ctx context.Context, corrections []correction, workers int) []error {
+	var g errgroup.Group
+	g.SetLimit(max(workers, 1))
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for j := range work {
-				log := b.Log.With(zap.String("namespace", j.ns), zap.Bool("dryRun", b.DryRun))
-				var err error
-				for i, o := range j.objs {
-					if err = b.apply(ctx, log, o, j.why[i]); err != nil {
-						break
-					}
-				}
-				if err != nil {
-					log.Error("Failed to correct namespace", zap.Error(err))
-					b.countReconcile("failed", 1)
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					continue
-				}
-				b.countReconcile("corrected", 1)
-				if b.Recorder != nil && !b.DryRun {
-					names := make([]string, len(j.objs))
-					for i, o := range j.objs {
-						names[i] = Describe(o) + " (" + j.why[i] + ")"
-					}
-					ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: j.ns, Namespace: j.ns}
-					b.Recorder.Eventf(ref, corev1.EventTypeNormal, "Reconciled", "Brought back to the template: %s", strings.Join(names, ", "))
-				}
+	for _, c := range corrections {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if err := b.correct(ctx, c); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
 			}
+			return nil // every namespace is tried: the errors are collected
 		})
 	}
-	for _, j := range jobs {
-		select {
-		case work <- j:
-		case <-ctx.Done():
+	_ = g.Wait() // the funcs return nil
+	return errs
+}
+
+// correct applies one namespace's correction, counts it, and records a
+// Reconciled Event on the namespace.
+func (b *Bootstrapper) correct(ctx context.Context, c correction) error {
+	log := b.Log.With(zap.String("namespace", c.Namespace), zap.Bool("dryRun", b.DryRun))
+	for i, o := range c.Objects {
+		if err := b.apply(ctx, log, o, c.Why[i]); err != nil {
+			log.Error("Failed to correct namespace", zap.Error(err))
+			b.countReconcile("failed", 1)
+			return err
 		}
 	}
-	close(work)
-	wg.Wait()
-	b.Log.Info("Reconciled managed namespaces", zap.Int("namespaces", len(namespaces)), zap.Int("corrected", len(jobs)-len(errs)),
-		zap.Int("unchanged", unchanged), zap.Int("failed", len(errs)), zap.Bool("dryRun", b.DryRun))
-	if len(errs) > 0 {
-		return fmt.Errorf("reconcile %d of %d namespaces failed: %w", len(errs), len(jobs), errors.Join(errs...))
+	b.countReconcile("corrected", 1)
+	if b.Recorder != nil && !b.DryRun {
+		names := make([]string, len(c.Objects))
+		for i, o := range c.Objects {
+			names[i] = Describe(o) + " (" + c.Why[i] + ")"
+		}
+		ref := &corev1.ObjectReference{APIVersion: "v1", Kind: "Namespace", Name: c.Namespace, Namespace: c.Namespace}
+		b.Recorder.Eventf(ref, corev1.EventTypeNormal, "Reconciled", "Brought back to the template: %s", strings.Join(names, ", "))
 	}
-	return ctx.Err()
+	return nil
 }
 
 func (b *Bootstrapper) countReconcile(result string, n int) {
