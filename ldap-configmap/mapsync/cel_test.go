@@ -10,8 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // TestAnnotationsWorkInCEL proves the annotation format is what a
@@ -80,12 +81,10 @@ func TestAnnotationsWorkInCEL(t *testing.T) {
 		return err
 	}
 	// The policy takes effect asynchronously: wait until a bad pod is denied.
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		return apierrors.IsInvalid(create("cel-alice", 10001, 999)), nil
+	testenv.EventuallyWithin(t, 30*time.Second, "the policy to deny a pod", func() (bool, error) {
+		err := create("cel-alice", 10001, 999)
+		return apierrors.IsInvalid(err), err
 	})
-	if err != nil {
-		t.Fatalf("the policy never denied a pod: %v", err)
-	}
 	tests := []struct {
 		name   string
 		ns     string

@@ -59,13 +59,10 @@ func newHarness(t *testing.T, c *Config) *harness {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("Validate() = %v", err)
 	}
-	cfg, counter := kubeclient.Count(env.Kube.Config)
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{counter: counter, rec: record.NewFakeRecorder(10000), reg: prometheus.NewRegistry(), client: client}
-	h.pass, err = New(c, Deps{Client: client, Log: zaptest.NewLogger(t), Registry: h.reg, Recorder: h.rec})
+	a := env.App(t, testenv.AppOptions{Log: zaptest.NewLogger(t)})
+	h := &harness{counter: a.Counter, rec: record.NewFakeRecorder(10000), reg: a.Registry, client: a.Client}
+	var err error
+	h.pass, err = New(c, Deps{Client: a.Client, Log: a.Log, Registry: a.Registry, Recorder: h.rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,11 @@ package mapsync
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zaptest"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubehpc/kubehpc/pkg/events"
 	"github.com/kubehpc/kubehpc/pkg/testenv"
@@ -30,49 +28,19 @@ func TestRBAC(t *testing.T) {
 	for _, m := range c.Mappers {
 		names = append(names, ConfigMapName(m))
 	}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name}, Rules: []rbacv1.PolicyRule{
+	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: names, Verbs: []string{"get", "create", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-	}}
-	cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name + "-" + c.Namespace}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch", "patch"}},
-	}}
-	subject := []rbacv1.Subject{{Kind: "ServiceAccount", Name: Tool.Name, Namespace: saNS}}
+	}
+	sa := env.ServiceAccount(t, saNS, Tool.Name,
+		testenv.Grant{Rules: rules, Namespaces: []string{c.Namespace}},
+		// Events on cluster-scoped Namespaces are recorded in "default".
+		testenv.Grant{Rules: rules[1:], Namespaces: []string{"default"}},
+		testenv.Grant{Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"list", "watch", "patch"}},
+		}},
+	).Client
 	k := env.Kube.Client
-	if _, err := k.RbacV1().Roles(c.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := k.RbacV1().RoleBindings(c.Namespace).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name},
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: Tool.Name}, Subjects: subject}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	// Events on cluster-scoped Namespaces are recorded in "default".
-	evRole := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: Tool.Name + "-" + c.Namespace}, Rules: role.Rules[1:]}
-	if _, err := k.RbacV1().Roles("default").Create(ctx, evRole, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.RbacV1().Roles("default").Delete(ctx, evRole.Name, metav1.DeleteOptions{}) })
-	evRB := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: evRole.Name},
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: evRole.Name}, Subjects: subject}
-	if _, err := k.RbacV1().RoleBindings("default").Create(ctx, evRB, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.RbacV1().RoleBindings("default").Delete(ctx, evRB.Name, metav1.DeleteOptions{}) })
-	if _, err := k.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.RbacV1().ClusterRoles().Delete(ctx, cr.Name, metav1.DeleteOptions{}) })
-	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: cr.Name},
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: cr.Name}, Subjects: subject}
-	if _, err := k.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.RbacV1().ClusterRoleBindings().Delete(ctx, crb.Name, metav1.DeleteOptions{}) })
-
-	sa, err := testenv.ClientFor(env.Kube.ServiceAccountConfig(saNS, Tool.Name))
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := zaptest.NewLogger(t)
 	rec, stop := events.NewRecorder(sa, Tool.Name, log)
 	defer stop()
@@ -99,7 +67,7 @@ func TestRBAC(t *testing.T) {
 		{c.Namespace, "user-uid-map", "Synced"},
 		{"default", "rb-gone", "IdentityRemoved"},
 	} {
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 20*time.Second, true, func(ctx context.Context) (bool, error) {
+		err := testenv.Poll(ctx, testenv.PollInterval, testenv.PollTimeout, func() (bool, error) {
 			list, err := k.CoreV1().Events(want.namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + want.object})
 			if err != nil {
 				return false, err
