@@ -11,17 +11,15 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/kubehpc/kubehpc/pkg/kubeclient"
@@ -81,52 +79,32 @@ func setupBench(b *testing.B, users, groups, perUser int, mappers []string, name
 	c.Namespace = env.Namespace(b, "lcm-bench-", nil)
 	if namespaces > 0 {
 		c.NamespaceAnnotations = true
-		c.UserPrefix = fmt.Sprintf("b%d-", os.Getpid()%1000)
+		c.UserPrefix = env.UniqueName("b") + "-"
 		createNamespaces(b, c.UserPrefix, namespaces)
 	}
 	if err := c.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	restCfg, counter := kubeclient.Count(env.Kube.Config)
+	restCfg := rest.CopyConfig(env.Kube.Config)
 	restCfg.QPS, restCfg.Burst = 500, 1000 // the chart's defaults
-	client, err := kubernetes.NewForConfig(restCfg)
+	a := env.App(b, testenv.AppOptions{Config: restCfg, Log: zap.NewNop()})
+	p, err := New(c, Deps{Client: a.Client, Log: a.Log, Registry: a.Registry, Recorder: record.NewFakeRecorder(100000)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := New(c, Deps{Client: client, Log: zap.NewNop(), Registry: prometheus.NewRegistry(), Recorder: record.NewFakeRecorder(100000)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return &benchEnv{slapd: s, cfg: c, pass: p, counter: counter}
+	return &benchEnv{slapd: s, cfg: c, pass: p, counter: a.Counter}
 }
 
 // createNamespaces makes n user namespaces (user00000 …) concurrently.
 func createNamespaces(b *testing.B, prefix string, n int) {
 	b.Helper()
 	ctx := context.Background()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				name := fmt.Sprintf("%suser%05d", prefix, i*(50000/max(n, 1)))
-				_, err := env.Kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-				if err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
-	for i := range n {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	err := testenv.Parallel(n, 16, func(i int) error {
+		name := fmt.Sprintf("%suser%05d", prefix, i*(50000/max(n, 1)))
+		_, err := env.Kube.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		return err
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
