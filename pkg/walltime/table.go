@@ -5,7 +5,6 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,16 +32,6 @@ type Case struct {
 // whitespace and control characters.
 func Table() ([]Case, error) {
 	return readTable("testdata/lifetimes.txt", strings.NewReader(table))
-}
-
-// LoadTable reads a table in Table's format from path.
-func LoadTable(path string) ([]Case, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open walltime table: %w", err)
-	}
-	defer f.Close()
-	return readTable(path, f)
 }
 
 func readTable(path string, r io.Reader) ([]Case, error) {
