@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.uber.org/zap"
 	appsv1 "k8s.io/api/apps/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
@@ -427,7 +426,7 @@ func TestPrometheusRulesServerDryRun(t *testing.T) {
 func pollKubectl(t *testing.T, args ...string) error {
 	t.Helper()
 	var last error
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+	err := testenv.Poll(context.Background(), testenv.PollInterval, 60*time.Second, func() (bool, error) {
 		_, last = kubectl(t, args...)
 		return last == nil, nil
 	})

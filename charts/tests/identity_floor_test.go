@@ -8,7 +8,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // identityFloor is one identity the LDAP data (or a stolen ldap-configmap or
@@ -80,7 +81,7 @@ func runIdentityFloors(t *testing.T, newUser func(t *testing.T, name, uid, gid s
 // returns the last result.
 func pollUntil(ctx context.Context, do func() error, ok func(error) bool) error {
 	var last error
-	_ = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	_ = testenv.Poll(ctx, testenv.PollInterval, 30*time.Second, func() (bool, error) {
 		last = do()
 		return ok(last), nil
 	})

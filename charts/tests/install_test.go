@@ -73,17 +73,13 @@ func waitForPolicies(t testing.TB, prefix string) error {
 	}, "ValidatingAdmissionPolicy")
 }
 
-// pollDenied calls create every 50 ms until its error contains want, for at
-// most 30 s.
+// pollDenied calls create every testenv.PollInterval until its error
+// contains want, for at most 30 s.
 func pollDenied(ctx context.Context, create func() error, want string) error {
 	var last error
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		err := create()
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		last = err
-		return err != nil && strings.Contains(err.Error(), want), nil
+	err := testenv.Poll(ctx, testenv.PollInterval, 30*time.Second, func() (bool, error) {
+		last = create()
+		return last != nil && strings.Contains(last.Error(), want), nil
 	})
 	if err != nil {
 		return fmt.Errorf("policies not enforced within 30s (last result: %v): %w", last, err)
