@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/app/apptest"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // planCase is a testdata/plan/*.yaml file: the flags, the time of the pass
@@ -71,16 +72,7 @@ func TestPlanGolden(t *testing.T) {
 			}
 			got := renderPlan(BuildPlan(pods, objects, in.Now, in.Now, c.policy(), c.OrphanMinAge))
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
+			if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
 				t.Errorf("BuildPlan(%s) differs from %s (-want +got):\n%s", file, golden, diff)
 			}
 		})

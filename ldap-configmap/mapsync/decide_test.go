@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // planCase is a testdata/plan/*.json file: what a pass read, and the guard.
@@ -85,16 +87,8 @@ func TestDecideGolden(t *testing.T) {
 			}
 			got = append(got, '\n')
 			path := filepath.Join("testdata", "plan", name+".golden")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to write it)", err)
-			}
-			if !bytes.Equal(got, want) {
+			want := testenv.Golden(t, path, string(got), *update)
+			if string(got) != want {
 				t.Errorf("plan of %s differs from %s:\n--- got\n%s\n--- want\n%s", f, path, got, want)
 			}
 		})

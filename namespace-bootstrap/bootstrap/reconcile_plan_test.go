@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // reconcileCase is a testdata/reconcile/*.yaml file: the managed namespaces
@@ -77,16 +79,7 @@ func TestReconcilePlanGolden(t *testing.T) {
 			}
 			got := renderReconcilePlan(planReconcile(managed, existing))
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
+			if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
 				t.Errorf("planReconcile(%s) differs from %s (-want +got):\n%s", file, golden, diff)
 			}
 		})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/app/apptest"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // planCase is a testdata/plan/*.yaml file: a snapshot, the flags and the
@@ -69,16 +70,7 @@ func TestPlanGolden(t *testing.T) {
 			policy := c.Policy()
 			got := renderPlan(policy.Plan(s, in.Now))
 			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
+			if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
 				t.Errorf("Plan(%s) differs from %s (-want +got):\n%s", file, golden, diff)
 			}
 		})

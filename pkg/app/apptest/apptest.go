@@ -8,13 +8,13 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
+	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
 
 // HelpGolden is where Help keeps a tool's --help, relative to the test's
@@ -80,16 +80,7 @@ func Help(t testing.TB, tool app.Tool, cmd app.Command, update bool) {
 	if _, err := app.Parse(tool, []string{"--help"}, NoEnv, &out, cmd); !errors.Is(err, pflag.ErrHelp) {
 		t.Fatalf("Parse(--help) error = %v, want ErrHelp", err)
 	}
-	if update {
-		if err := os.WriteFile(HelpGolden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(HelpGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), out.String()); diff != "" {
+	if diff := cmp.Diff(testenv.Golden(t, HelpGolden, out.String(), update), out.String()); diff != "" {
 		t.Errorf("--help differs from %s (-want +got):\n%s", HelpGolden, diff)
 	}
 }
