@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/pager"
@@ -24,7 +25,8 @@ import (
 // namespace-bootstrap) back to the template: objects that are missing,
 // made from an older template or drifted are applied again. Fields and
 // objects the template does not name are left alone, and nothing is
-// deleted. It costs one paged list per kind and a write per difference.
+// deleted. It costs one paged list per kind (per name for the kinds read
+// by name: readByName) and a write per difference.
 //
 // A pass reads (readManaged), plans without a client (planReconcile,
 // golden-tested from testdata/reconcile) and applies the plan with
@@ -64,22 +66,38 @@ func keyOf(o *unstructured.Unstructured) objectKey {
 	return objectKey{GroupKind: o.GroupVersionKind().GroupKind(), Namespace: o.GetNamespace(), Name: o.GetName()}
 }
 
+// readByName are the resources a reconcile pass lists one name at a time
+// (a field selector on metadata.name): the chart grants them only on the
+// names the template writes (resourceNames: the pull secret, the default
+// service account), so that the tool's token reads no other Secret.
+var readByName = map[schema.GroupVersionResource]bool{
+	{Version: "v1", Resource: "secrets"}:         true,
+	{Version: "v1", Resource: "serviceaccounts"}: true,
+}
+
+// listKey is one list of a reconcile pass: every object of res, or with
+// name only those of that name (readByName).
+type listKey struct {
+	res  schema.GroupVersionResource
+	name string
+}
+
 // readManaged lists the managed namespaces (returning how many), renders
 // the template for each one that is in use and names its user, and reads
 // the live objects that the rendered objects name: one paged list per
-// kind, by the managed-by label. Namespaces it cannot render are logged,
+// kind (per kind and name for readByName), by the managed-by label. Namespaces it cannot render are logged,
 // counted as skipped and left out.
 func (b *Bootstrapper) readManaged(ctx context.Context) (int, []managedNamespace, map[objectKey]*unstructured.Unstructured, error) {
 	selector := identity.ManagedByLabel + "=" + Tool.Name
 	nsRes := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	namespaces, err := b.list(ctx, nsRes, selector)
+	namespaces, err := b.list(ctx, nsRes, selector, "")
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	if b.metrics != nil {
 		b.metrics.managed.Set(float64(len(namespaces)))
 	}
-	indexes := map[schema.GroupVersionResource]map[string]*unstructured.Unstructured{}
+	indexes := map[listKey]map[string]*unstructured.Unstructured{}
 	existing := map[objectKey]*unstructured.Unstructured{}
 	var managed []managedNamespace
 	for _, live := range namespaces {
@@ -109,9 +127,13 @@ func (b *Bootstrapper) readManaged(ctx context.Context) (int, []managedNamespace
 			if err != nil {
 				return 0, nil, nil, err
 			}
-			idx, ok := indexes[m.Resource]
+			key := listKey{res: m.Resource}
+			if readByName[m.Resource] {
+				key.name = o.GetName()
+			}
+			idx, ok := indexes[key]
 			if !ok {
-				items, err := b.list(ctx, m.Resource, selector)
+				items, err := b.list(ctx, m.Resource, selector, key.name)
 				if err != nil {
 					return 0, nil, nil, err
 				}
@@ -119,7 +141,7 @@ func (b *Bootstrapper) readManaged(ctx context.Context) (int, []managedNamespace
 				for _, it := range items {
 					idx[it.GetNamespace()+"/"+it.GetName()] = it
 				}
-				indexes[m.Resource] = idx
+				indexes[key] = idx
 			}
 			if it, ok := idx[o.GetNamespace()+"/"+o.GetName()]; ok {
 				existing[keyOf(o)] = it
@@ -228,14 +250,20 @@ func (b *Bootstrapper) countReconcile(result string, n int) {
 	}
 }
 
-// list lists every object of res with the label selector, in pages.
-func (b *Bootstrapper) list(ctx context.Context, res schema.GroupVersionResource, selector string) ([]*unstructured.Unstructured, error) {
+// list lists every object of res with the label selector, in pages; with
+// name, only the objects of that name (cluster-wide, which RBAC authorizes
+// against resourceNames).
+func (b *Bootstrapper) list(ctx context.Context, res schema.GroupVersionResource, selector, name string) ([]*unstructured.Unstructured, error) {
 	p := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return b.Dynamic.Resource(res).List(ctx, opts)
 	})
 	p.PageSize = 500
 	var out []*unstructured.Unstructured
-	err := p.EachListItem(ctx, metav1.ListOptions{LabelSelector: selector}, func(obj runtime.Object) error {
+	opts := metav1.ListOptions{LabelSelector: selector}
+	if name != "" {
+		opts.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+	}
+	err := p.EachListItem(ctx, opts, func(obj runtime.Object) error {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
 			return fmt.Errorf("list %s: unexpected %T", res.Resource, obj)
@@ -244,6 +272,9 @@ func (b *Bootstrapper) list(ctx context.Context, res schema.GroupVersionResource
 		return nil
 	})
 	if err != nil {
+		if name != "" {
+			return nil, fmt.Errorf("list %s named %s labelled %s: %w", res.Resource, name, selector, err)
+		}
 		return nil, fmt.Errorf("list %s labelled %s: %w", res.Resource, selector, err)
 	}
 	return out, nil
