@@ -176,8 +176,10 @@ func guardedSync(t *testing.T, sa kubernetes.Interface) {
 	lbl := map[string]string{"app.kubernetes.io/name": "open-ondemand"}
 	n := seq.Add(1)
 	prefix := fmt.Sprintf("user-gd%d-", n)
-	createUserNamespace(t, prefix+"alice", lbl, map[string]string{"kubehpc.io/user": "alice"})
-	createUserNamespace(t, prefix+"zed", lbl, map[string]string{"kubehpc.io/user": "zed", "kubehpc.io/uid": "999", "kubehpc.io/gid": "999"})
+	// Owned by the users they are named for (gdN-alice, gdN-zed): the
+	// directory's users are found by the name after the prefix.
+	createUserNamespace(t, prefix+"alice", lbl, nil)
+	createUserNamespace(t, prefix+"zed", lbl, map[string]string{"kubehpc.io/uid": "999", "kubehpc.io/gid": "999"})
 	c := mapsync.NewConfig()
 	c.URL, c.BindDN, c.BindPassword = s.URL, s.BindDN, s.Password
 	c.UserBaseDN, c.GroupBaseDN = "ou=people,"+s.Suffix, "ou=groups,"+s.Suffix
@@ -200,8 +202,8 @@ func guardedSync(t *testing.T, sa kubernetes.Interface) {
 		t.Fatalf("RunOnce() as the ServiceAccount = %v, want success", err)
 	}
 	for name, want := range map[string]map[string]string{
-		prefix + "alice": {"kubehpc.io/user": "alice", "kubehpc.io/uid": "10001", "kubehpc.io/gids": ",10001,20001,20100,"},
-		prefix + "zed":   {"kubehpc.io/user": "zed", "kubehpc.io/uid": "", "kubehpc.io/gid": ""},
+		prefix + "alice": {"kubehpc.io/user": fmt.Sprintf("gd%d-alice", n), "kubehpc.io/uid": "10001", "kubehpc.io/gids": ",10001,20001,20100,"},
+		prefix + "zed":   {"kubehpc.io/user": fmt.Sprintf("gd%d-zed", n), "kubehpc.io/uid": "", "kubehpc.io/gid": ""},
 	} {
 		ns, err := env.Kube.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {

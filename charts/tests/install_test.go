@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -180,7 +181,10 @@ type user struct {
 // acting as the user.
 func newUser(t testing.TB, name, uid, gid string, gids, groups []string) *user {
 	t.Helper()
-	ns := fmt.Sprintf("user-%s-%d", name, seq.Add(1))
+	// The user is named for the namespace, as namespace-bootstrap's guard
+	// wants of the owner (pkg/naming.NamespaceForUser).
+	name = fmt.Sprintf("%s-%d", name, seq.Add(1))
+	ns := "user-" + name
 	ann := map[string]string{
 		"kubehpc.io/user":   name,
 		"kubehpc.io/uid":    uid,
@@ -198,9 +202,18 @@ func newUser(t testing.TB, name, uid, gid string, gids, groups []string) *user {
 
 // createUserNamespace creates a namespace as namespace-bootstrap's service
 // account (with its managed-by label, as namespace-bootstrap does) and
-// deletes it (as the admin) when the test ends.
+// deletes it (as the admin) when the test ends. Without an owner in
+// annotations it is owned by the user it is named for (user-<owner>), as
+// namespace-bootstrap's guard wants of every namespace it creates.
 func createUserNamespace(t testing.TB, ns string, labels, annotations map[string]string) {
 	t.Helper()
+	if annotations["kubehpc.io/user"] == "" {
+		annotations = maps.Clone(annotations)
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations["kubehpc.io/user"] = strings.TrimPrefix(ns, "user-")
+	}
 	bootstrap := saClient(t, "namespace-bootstrap")
 	all := map[string]string{"app.kubernetes.io/managed-by": "namespace-bootstrap"}
 	for k, v := range labels {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	authv1 "k8s.io/api/authorization/v1"
@@ -198,7 +199,7 @@ func TestRBACNamespaceBootstrap(t *testing.T) {
 	c := saClient(t, "namespace-bootstrap")
 	ctx := context.Background()
 	ns := fmt.Sprintf("user-nb-%d", seq.Add(1))
-	createUserNamespace(t, ns, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, map[string]string{"kubehpc.io/user": "nb"})
+	createUserNamespace(t, ns, map[string]string{"app.kubernetes.io/name": "open-ondemand"}, nil)
 	checkAccess(t, c, "namespace-bootstrap", []access{
 		{verb: "create", resource: "namespaces", allowed: true},
 		{verb: "patch", resource: "namespaces", name: ns, allowed: true},
@@ -226,7 +227,7 @@ func TestRBACNamespaceBootstrap(t *testing.T) {
 		rb := &rbacv1.RoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
-			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "nb"}},
+			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: strings.TrimPrefix(ns, "user-")}},
 		}
 		_, err := c.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
 		return err

@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -174,7 +175,7 @@ func TestRedTeamPortalUser(t *testing.T) {
 			return err
 		}, want: rbacDenied},
 		{name: "RoleBinding granting another user her namespace", do: func() error {
-			_, err := u.Client.RbacV1().RoleBindings(u.Namespace).Create(ctx, roleBinding("share", "ood-user", userSubject("rtother")), metav1.CreateOptions{DryRun: dryRun})
+			_, err := u.Client.RbacV1().RoleBindings(u.Namespace).Create(ctx, roleBinding("share", "ood-user", userSubject(other.Name)), metav1.CreateOptions{DryRun: dryRun})
 			return err
 		}, want: rbacDenied},
 		{name: "Endpoints pointing a Service at the API server", do: func() error {
@@ -392,9 +393,9 @@ func TestRedTeamStolenTokens(t *testing.T) {
 			}
 		}
 		runAttempts(t, "namespace-bootstrap", []attempt{
-			{name: "bind ood-user to the owner spelt in capitals", do: createRB(u.Namespace, roleBinding("rt1", "ood-user", userSubject("RTTOK"))), want: guard + "RoleBinding rt1"},
-			{name: "bind ood-user to the owner with a trailing space", do: createRB(u.Namespace, roleBinding("rt2", "ood-user", userSubject("rttok "))), want: guard + "RoleBinding rt2"},
-			{name: "bind ood-user to a Group named like the owner", do: createRB(u.Namespace, roleBinding("rt3", "ood-user", subject("Group", "rttok"))), want: guard + "RoleBinding rt3"},
+			{name: "bind ood-user to the owner spelt in capitals", do: createRB(u.Namespace, roleBinding("rt1", "ood-user", userSubject(strings.ToUpper(u.Name)))), want: guard + "RoleBinding rt1"},
+			{name: "bind ood-user to the owner with a trailing space", do: createRB(u.Namespace, roleBinding("rt2", "ood-user", userSubject(u.Name+" "))), want: guard + "RoleBinding rt2"},
+			{name: "bind ood-user to a Group named like the owner", do: createRB(u.Namespace, roleBinding("rt3", "ood-user", subject("Group", u.Name))), want: guard + "RoleBinding rt3"},
 			{name: "bind ood-user to system:authenticated", do: createRB(u.Namespace, roleBinding("rt4", "ood-user", subject("Group", "system:authenticated"))), want: guard + "RoleBinding rt4"},
 			{name: "bind ood-initializer to every ServiceAccount of the namespace", do: createRB(u.Namespace, roleBinding("rt6", "ood-initializer",
 				subject("Group", "system:serviceaccounts:"+u.Namespace))), want: guard + "RoleBinding rt6"},

@@ -155,9 +155,11 @@ func TestVAPAttackCatalogue(t *testing.T) {
 		t.Run(a.name, func(t *testing.T) {
 			p := goodPod(alice)
 			a.mutate(p)
+			// The messages name the namespace owner, alice-<n>.
+			want := strings.ReplaceAll(a.want, "alice", alice.Name)
 			_, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(ctx, p, metav1.CreateOptions{})
-			if !isDenied(err, a.want) {
-				t.Errorf("create pod (%s) as alice: err = %v, want a denial containing %q", a.name, err, a.want)
+			if !isDenied(err, want) {
+				t.Errorf("create pod (%s) as alice: err = %v, want a denial containing %q", a.name, err, want)
 			}
 		})
 	}
@@ -230,7 +232,7 @@ func TestVAPLabelRemoved(t *testing.T) {
 			t.Parallel()
 			p := goodPod(alice)
 			a.mutate(p)
-			want := strings.ReplaceAll(a.want, "alice", "unlabel")
+			want := strings.ReplaceAll(a.want, "alice", alice.Name)
 			if _, err := alice.Client.CoreV1().Pods(alice.Namespace).Create(ctx, p, dry); !isDenied(err, want) {
 				t.Errorf("create pod (%s) in a namespace without the label: err = %v, want a denial containing %q", a.name, err, want)
 			}
@@ -445,19 +447,19 @@ func TestVAPUserPathsAnnotations(t *testing.T) {
 	}
 	// The umbrella's own rule allows /fs/scratch and below: only the
 	// per-user entry denies these.
-	for _, path := range []string{"/fs/scratch", "/fs/scratch/frankx"} {
+	for _, path := range []string{"/fs/scratch", "/fs/scratch/" + u.Name + "x"} {
 		if err := pod(path); !isDenied(err, denied) {
 			t.Errorf("hostPath %s: err = %v, want a denial by %s", path, err, denied)
 		}
 	}
 	// The umbrella's rule (allowUserHome) denies these too, and the API
 	// server may report either denial.
-	for _, path := range []string{"/users/bob", "/users", "/users/frankx"} {
+	for _, path := range []string{"/users/bob", "/users", "/users/" + u.Name + "x"} {
 		if err := pod(path); !isDenied(err, "hostPath volumes are only allowed under") {
 			t.Errorf("hostPath %s: err = %v, want a denial of the hostPath", path, err)
 		}
 	}
-	for _, path := range []string{"/fs/scratch/frank", "/fs/scratch/frank/run1", "/users/frank", "/users/frank/project"} {
+	for _, path := range []string{"/fs/scratch/" + u.Name, "/fs/scratch/" + u.Name + "/run1", "/users/" + u.Name, "/users/" + u.Name + "/project"} {
 		if err := pod(path); err != nil {
 			t.Errorf("hostPath %s (the user's own): %v", path, err)
 		}
