@@ -157,7 +157,7 @@ func TestGuardNamespaceBootstrap(t *testing.T) {
 			return err
 		}, allowed: true},
 		{name: "record an Event in its own namespace", do: func() error {
-			_, err := c.CoreV1().Events(releaseNamespace).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "collision"},
+			_, err := c.CoreV1().Events(releaseNamespace).Create(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{GenerateName: "collision-"},
 				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: releaseNamespace, Name: "namespace-bootstrap-0"}, Reason: "IdentityCollision", Message: "x", Type: "Warning",
 				Source: corev1.EventSource{Component: "namespace-bootstrap"}}, metav1.CreateOptions{})
 			return err
