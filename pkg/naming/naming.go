@@ -29,6 +29,14 @@ func NamespaceForUser(prefix, username string) (string, error) {
 	if username == "" {
 		return "", fmt.Errorf("%w: empty username", ErrInvalidUsername)
 	}
+	// Only ASCII: Unicode case folding maps some other letters onto ASCII
+	// ones (the Kelvin sign lower-cases to "k"), which would give two
+	// directory names one namespace; the policies' CEL lower-cases ASCII only.
+	for i := 0; i < len(username); i++ {
+		if username[i] >= 0x80 {
+			return "", fmt.Errorf("%w: username %q is not ASCII", ErrInvalidUsername, username)
+		}
+	}
 	name := prefix + separators.Replace(strings.ToLower(username))
 	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
 		return "", fmt.Errorf("%w: username %q gives namespace %q, which is not a valid DNS-1123 label: %s",

@@ -27,6 +27,10 @@ func TestNamespaceForUser(t *testing.T) {
 		{name: "trailing dot", prefix: "user-", user: "bob.", wantErr: true},
 		{name: "slash", prefix: "user-", user: "../etc", wantErr: true},
 		{name: "unicode", prefix: "user-", user: "jürgen", wantErr: true},
+		// Unicode lower-cases the Kelvin sign to an ASCII k: "\u212aim" would
+		// share user-kim with kim.
+		{name: "kelvin sign", prefix: "user-", user: "\u212aim", wantErr: true},
+		{name: "dotted capital I", prefix: "user-", user: "\u0130an", wantErr: true},
 		{name: "too long", prefix: "user-", user: strings.Repeat("a", 59), wantErr: true},
 		{name: "longest", prefix: "user-", user: strings.Repeat("a", 58), want: "user-" + strings.Repeat("a", 58)},
 	}
