@@ -3,7 +3,6 @@ package reaper
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/app/apptest"
@@ -40,43 +38,28 @@ type objectCase struct {
 // file beside it; -update rewrites them. The integration tests prove
 // reading the snapshot and applying the plan.
 func TestPlanGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "plan", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata/plan/*.yaml: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			var in planCase
-			if err := yaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&in); err != nil {
-				t.Fatalf("decode %s: %v", file, err)
-			}
-			c := NewConfig()
-			if _, err := app.Parse(tool, in.Args, apptest.NoEnv, io.Discard, c); err != nil {
-				t.Fatalf("Parse(%q) = %v", in.Args, err)
-			}
-			// The pods and objects as the reaper's caches hold them.
-			r := &Reaper{cfg: c, jobLabel: c.jobLabel()}
-			pods := make([]*Pod, len(in.Pods))
-			for i := range in.Pods {
-				pods[i] = r.slim(&in.Pods[i])
-			}
-			objects := make([]Object, len(in.Objects))
-			for i, o := range in.Objects {
-				m := o.Metadata
-				objects[i] = Object{Kind: o.Kind, Namespace: m.Namespace, Name: m.Name, UID: m.UID, Job: JobOf(m.Labels, r.jobLabel), Created: m.CreationTimestamp.Time}
-			}
-			got := renderPlan(BuildPlan(pods, objects, in.Now, in.Now, c.policy(), c.OrphanMinAge))
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
-				t.Errorf("BuildPlan(%s) differs from %s (-want +got):\n%s", file, golden, diff)
-			}
-		})
-	}
+	testenv.Cases(t, filepath.Join("testdata", "plan"), func(t *testing.T, file string, in *planCase) {
+		c := NewConfig()
+		if _, err := app.Parse(tool, in.Args, apptest.NoEnv, io.Discard, c); err != nil {
+			t.Fatalf("Parse(%q) = %v", in.Args, err)
+		}
+		// The pods and objects as the reaper's caches hold them.
+		r := &Reaper{cfg: c, jobLabel: c.jobLabel()}
+		pods := make([]*Pod, len(in.Pods))
+		for i := range in.Pods {
+			pods[i] = r.slim(&in.Pods[i])
+		}
+		objects := make([]Object, len(in.Objects))
+		for i, o := range in.Objects {
+			m := o.Metadata
+			objects[i] = Object{Kind: o.Kind, Namespace: m.Namespace, Name: m.Name, UID: m.UID, Job: JobOf(m.Labels, r.jobLabel), Created: m.CreationTimestamp.Time}
+		}
+		got := renderPlan(BuildPlan(pods, objects, in.Now, in.Now, c.policy(), c.OrphanMinAge))
+		golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+		if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
+			t.Errorf("BuildPlan(%s) differs from %s (-want +got):\n%s", file, golden, diff)
+		}
+	})
 }
 
 // renderPlan writes a plan as the golden files hold it.

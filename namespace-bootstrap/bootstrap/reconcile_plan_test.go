@@ -2,14 +2,12 @@ package bootstrap
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kubehpc/kubehpc/pkg/testenv"
 )
@@ -33,57 +31,42 @@ type reconcileCase struct {
 // -update rewrites them. The integration tests (TestReconcileCorrectsDrift,
 // TestReconcileDryRun) prove reading the snapshot and applying the plan.
 func TestReconcilePlanGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "reconcile", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata/reconcile/*.yaml: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
+	testenv.Cases(t, filepath.Join("testdata", "reconcile"), func(t *testing.T, file string, in *reconcileCase) {
+		hashes := map[objectKey]string{}
+		stamp := func(m map[string]any) *unstructured.Unstructured {
+			o := &unstructured.Unstructured{Object: m}
+			if o.GetAnnotations()[HashAnnotation] == "" {
+				setAnnotations(o, map[string]string{HashAnnotation: templateHash(o)})
 			}
-			defer f.Close()
-			var in reconcileCase
-			if err := yaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&in); err != nil {
-				t.Fatalf("decode %s: %v", file, err)
+			hashes[keyOf(o)] = o.GetAnnotations()[HashAnnotation]
+			return o
+		}
+		var live []*unstructured.Unstructured
+		managed := make([]managedNamespace, len(in.Namespaces))
+		for i, n := range in.Namespaces {
+			managed[i] = managedNamespace{Live: &unstructured.Unstructured{Object: n.Live}, Namespace: stamp(n.Namespace)}
+			live = append(live, managed[i].Live)
+			for _, o := range n.Objects {
+				managed[i].Objects = append(managed[i].Objects, stamp(o))
 			}
-			hashes := map[objectKey]string{}
-			stamp := func(m map[string]any) *unstructured.Unstructured {
-				o := &unstructured.Unstructured{Object: m}
-				if o.GetAnnotations()[HashAnnotation] == "" {
-					setAnnotations(o, map[string]string{HashAnnotation: templateHash(o)})
-				}
-				hashes[keyOf(o)] = o.GetAnnotations()[HashAnnotation]
-				return o
+		}
+		existing := map[objectKey]*unstructured.Unstructured{}
+		for _, m := range in.Existing {
+			o := &unstructured.Unstructured{Object: m}
+			existing[keyOf(o)] = o
+			live = append(live, o)
+		}
+		for _, o := range live {
+			if o.GetAnnotations()[HashAnnotation] == "rendered" {
+				setAnnotations(o, map[string]string{HashAnnotation: hashes[keyOf(o)]})
 			}
-			var live []*unstructured.Unstructured
-			managed := make([]managedNamespace, len(in.Namespaces))
-			for i, n := range in.Namespaces {
-				managed[i] = managedNamespace{Live: &unstructured.Unstructured{Object: n.Live}, Namespace: stamp(n.Namespace)}
-				live = append(live, managed[i].Live)
-				for _, o := range n.Objects {
-					managed[i].Objects = append(managed[i].Objects, stamp(o))
-				}
-			}
-			existing := map[objectKey]*unstructured.Unstructured{}
-			for _, m := range in.Existing {
-				o := &unstructured.Unstructured{Object: m}
-				existing[keyOf(o)] = o
-				live = append(live, o)
-			}
-			for _, o := range live {
-				if o.GetAnnotations()[HashAnnotation] == "rendered" {
-					setAnnotations(o, map[string]string{HashAnnotation: hashes[keyOf(o)]})
-				}
-			}
-			got := renderReconcilePlan(planReconcile(managed, existing))
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
-				t.Errorf("planReconcile(%s) differs from %s (-want +got):\n%s", file, golden, diff)
-			}
-		})
-	}
+		}
+		got := renderReconcilePlan(planReconcile(managed, existing))
+		golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+		if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
+			t.Errorf("planReconcile(%s) differs from %s (-want +got):\n%s", file, golden, diff)
+		}
+	})
 }
 
 // renderReconcilePlan writes a plan as the golden files hold it: each

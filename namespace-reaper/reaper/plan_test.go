@@ -3,7 +3,6 @@ package reaper
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/kubehpc/kubehpc/pkg/app"
 	"github.com/kubehpc/kubehpc/pkg/app/apptest"
@@ -34,47 +32,32 @@ type planCase struct {
 // and compares the plan with the .golden file beside it; -update rewrites
 // them. The integration tests prove reading the snapshot and applying.
 func TestPlanGolden(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("testdata", "plan", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no testdata/plan/*.yaml: %v", err)
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			var in planCase
-			if err := yaml.NewYAMLOrJSONDecoder(f, 4096).Decode(&in); err != nil {
-				t.Fatalf("decode %s: %v", file, err)
-			}
-			c := NewConfig()
-			if _, err := app.Parse(tool, in.Args, apptest.NoEnv, io.Discard, c); err != nil {
-				t.Fatalf("Parse(%q) = %v", in.Args, err)
-			}
-			s := snapshot{pods: map[string][]*corev1.Pod{}, observed: in.Observed, withPVCs: map[string]bool{}, promActive: map[string]time.Time{}}
-			for i := range in.Namespaces {
-				s.namespaces = append(s.namespaces, &in.Namespaces[i])
-			}
-			for i := range in.Pods {
-				p := &in.Pods[i]
-				s.pods[p.Namespace] = append(s.pods[p.Namespace], p)
-			}
-			for _, ns := range in.WithPVCs {
-				s.withPVCs[ns] = true
-			}
-			for _, ns := range in.PrometheusActive {
-				s.promActive[ns] = in.Now
-			}
-			policy := c.Policy()
-			got := renderPlan(policy.Plan(s, in.Now))
-			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
-			if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
-				t.Errorf("Plan(%s) differs from %s (-want +got):\n%s", file, golden, diff)
-			}
-		})
-	}
+	testenv.Cases(t, filepath.Join("testdata", "plan"), func(t *testing.T, file string, in *planCase) {
+		c := NewConfig()
+		if _, err := app.Parse(tool, in.Args, apptest.NoEnv, io.Discard, c); err != nil {
+			t.Fatalf("Parse(%q) = %v", in.Args, err)
+		}
+		s := snapshot{pods: map[string][]*corev1.Pod{}, observed: in.Observed, withPVCs: map[string]bool{}, promActive: map[string]time.Time{}}
+		for i := range in.Namespaces {
+			s.namespaces = append(s.namespaces, &in.Namespaces[i])
+		}
+		for i := range in.Pods {
+			p := &in.Pods[i]
+			s.pods[p.Namespace] = append(s.pods[p.Namespace], p)
+		}
+		for _, ns := range in.WithPVCs {
+			s.withPVCs[ns] = true
+		}
+		for _, ns := range in.PrometheusActive {
+			s.promActive[ns] = in.Now
+		}
+		policy := c.Policy()
+		got := renderPlan(policy.Plan(s, in.Now))
+		golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+		if diff := cmp.Diff(testenv.Golden(t, golden, got, *update), got); diff != "" {
+			t.Errorf("Plan(%s) differs from %s (-want +got):\n%s", file, golden, diff)
+		}
+	})
 }
 
 // renderPlan writes a plan as the golden files hold it.
